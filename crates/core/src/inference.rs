@@ -1,0 +1,222 @@
+//! Inference: denoising a whole recording, streamed in batches of frames.
+//!
+//! Memory holds one block of normalised frames (a batch plus one window) and one batch of
+//! network activations, whatever the recording's length. Edge frames are handled by
+//! [`EdgeMode`]: by default every frame is predicted (time-mirrored windows at the edges, see
+//! [`Window::source_frames`]); `Drop` and `DropPadHead` reproduce the original's layouts.
+
+use std::ops::Range;
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use deepinterp_io::{MovieReader, MovieWriter};
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
+use crate::model::Model;
+use crate::sampling::{Crop, FrameBlock, Normalization, Window};
+
+/// What happens to frames whose window does not fit inside the recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EdgeMode {
+    /// Predict them too, from time-mirrored windows: output length = input length.
+    Keep,
+    /// Leave them out, as the original does: output frame `i` is input frame `pre+omit+i`.
+    Drop,
+    /// The original's `output_padding=True`: zero frames for the skipped head, none for the tail.
+    DropPadHead,
+}
+
+/// Settings of one denoising run.
+#[derive(Clone, Debug)]
+pub struct DenoiseSettings {
+    /// Edge handling.
+    pub edges: EdgeMode,
+    /// Frames per network call; `None` picks one from the frame size.
+    pub batch_size: Option<usize>,
+    /// First frame to process.
+    pub start_frame: usize,
+    /// Last frame to process, inclusive (`None`: the last frame of the recording).
+    pub end_frame: Option<usize>,
+    /// Frames the normalisation statistics come from (`None`: the model's policy).
+    pub stats_frames: Option<usize>,
+}
+
+impl Default for DenoiseSettings {
+    fn default() -> Self {
+        Self {
+            edges: EdgeMode::Keep,
+            batch_size: None,
+            start_frame: 0,
+            end_frame: None,
+            stats_frames: None,
+        }
+    }
+}
+
+/// The frames a run will produce, decided before any output is written.
+#[derive(Clone, Debug)]
+pub struct DenoisePlan {
+    /// Centres predicted, in order.
+    pub centres: Range<usize>,
+    /// All-zero frames written before the first prediction (`DropPadHead`).
+    pub head_zero_frames: usize,
+    /// Frames in the output.
+    pub output_frames: usize,
+    /// Normalisation of the recording.
+    pub normalization: Normalization,
+    /// Frames per network call.
+    pub batch_size: usize,
+    /// Frame height.
+    pub height: usize,
+    /// Frame width.
+    pub width: usize,
+}
+
+/// Decides what a run produces; fails before any output exists if the recording cannot be
+/// denoised with this model.
+pub fn plan<B: Backend>(
+    model: &Model<B>,
+    reader: &mut dyn MovieReader,
+    settings: &DenoiseSettings,
+) -> Result<DenoisePlan, EngineError> {
+    let info = reader.info().clone();
+    let window = model.spec.window;
+    let path = reader.path().to_path_buf();
+    let last = settings.end_frame.unwrap_or(info.frames.saturating_sub(1));
+    if info.frames == 0 || last >= info.frames || settings.start_frame > last {
+        return Err(EngineError::recording(
+            &path,
+            format!(
+                "frame range {}..={last} is not inside the recording's {} frames",
+                settings.start_frame, info.frames
+            ),
+        ));
+    }
+    let (centres, head_zero_frames) = match settings.edges {
+        EdgeMode::Keep => {
+            let needed = window.min_frames_full_length();
+            if info.frames < needed {
+                return Err(too_few_frames(&path, info.frames, needed, &window));
+            }
+            (settings.start_frame..last + 1, 0)
+        }
+        EdgeMode::Drop | EdgeMode::DropPadHead => {
+            let last_full = window
+                .last_full_centre(info.frames)
+                .ok_or_else(|| too_few_frames(&path, info.frames, window.span(), &window))?;
+            let first = settings.start_frame.max(window.first_full_centre());
+            let end = last.min(last_full) + 1;
+            if first >= end {
+                return Err(EngineError::recording(
+                    &path,
+                    format!(
+                        "no frame in {}..={last} has a full window of {} frames",
+                        settings.start_frame,
+                        window.span()
+                    ),
+                ));
+            }
+            let head = if settings.edges == EdgeMode::DropPadHead {
+                first - settings.start_frame
+            } else {
+                0
+            };
+            (first..end, head)
+        }
+    };
+    let stats_frames = settings
+        .stats_frames
+        .unwrap_or(model.spec.normalization.stats_frames);
+    let normalization = Normalization::from_head(reader, stats_frames)?;
+    let pixels = info.height * info.width;
+    // About 2^19 pixels per call keeps activations of the paper network near 1-2 GB.
+    let batch_size = settings
+        .batch_size
+        .unwrap_or_else(|| ((1usize << 19) / pixels.max(1)).clamp(1, 64))
+        .max(1);
+    Ok(DenoisePlan {
+        output_frames: head_zero_frames + centres.len(),
+        centres,
+        head_zero_frames,
+        normalization,
+        batch_size,
+        height: info.height,
+        width: info.width,
+    })
+}
+
+fn too_few_frames(
+    path: &std::path::Path,
+    frames: usize,
+    needed: usize,
+    window: &Window,
+) -> EngineError {
+    EngineError::recording(
+        path,
+        format!(
+            "{frames} frames is too few: the window (pre {}, post {}, omitted {}) needs at least {needed}",
+            window.pre_frames, window.post_frames, window.omitted_frames
+        ),
+    )
+}
+
+/// Runs the plan: reads, normalises, predicts, rescales and writes every output frame.
+/// `progress` is called with the number of output frames written so far.
+pub fn run<B: Backend>(
+    model: &Model<B>,
+    reader: &mut dyn MovieReader,
+    writer: &mut dyn MovieWriter,
+    plan: &DenoisePlan,
+    device: &B::Device,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(), EngineError> {
+    let window = model.spec.window;
+    let frames = reader.info().frames;
+    let (height, width) = (plan.height, plan.width);
+    let plane = height * width;
+    let channels = window.input_frames();
+    if plan.head_zero_frames > 0 {
+        writer.write_frames(
+            &vec![0.0; plan.head_zero_frames * plane],
+            plan.head_zero_frames,
+        )?;
+        progress(plan.head_zero_frames);
+    }
+    let mut block = FrameBlock::new(height, width);
+    let mut inputs = vec![0f32; plan.batch_size * channels * plane];
+    let mut written = plan.head_zero_frames;
+    let mut centre = plan.centres.start;
+    while centre < plan.centres.end {
+        let batch = plan.batch_size.min(plan.centres.end - centre);
+        let sources: Vec<Vec<usize>> = (centre..centre + batch)
+            .map(|c| window.source_frames(c, frames))
+            .collect();
+        let lowest = sources.iter().flatten().copied().min().unwrap_or(centre);
+        let highest = sources.iter().flatten().copied().max().unwrap_or(centre);
+        block.load(reader, &plan.normalization, lowest..highest + 1)?;
+        for (index, sample_sources) in sources.iter().enumerate() {
+            let sample = &mut inputs[index * channels * plane..(index + 1) * channels * plane];
+            block.gather(sample_sources, Crop::full(height, width), sample);
+        }
+        let input = Tensor::<B, 4>::from_data(
+            TensorData::new(
+                inputs[..batch * channels * plane].to_vec(),
+                [batch, channels, height, width],
+            ),
+            device,
+        );
+        let output = model.network.forward_any_size(input);
+        let mut values = output
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| EngineError::InvalidModel(format!("cannot read network output: {e:?}")))?;
+        plan.normalization.restore(&mut values);
+        writer.write_frames(&values, batch)?;
+        written += batch;
+        centre += batch;
+        progress(written);
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The DeepInterpolation engine.
+//!
+//! - [`sampling`]: windows of neighbouring frames, normalisation, frame blocks;
+//! - [`model`]: the U-Net family, Keras import, our self-describing model file;
+//! - [`training`]: self-supervised training with validation, checkpoints and resume;
+//! - [`inference`]: streaming, chunked denoising of whole recordings;
+//! - [`backend`]: the CPU (default) and CUDA (`cuda` feature) backends.
+//!
+//! Formats live in `deepinterp-io`, simulation in `deepinterp-sim`, metrics in
+//! `deepinterp-metrics`; this crate is the part that runs networks.
+
+pub mod backend;
+pub mod error;
+pub mod inference;
+pub mod model;
+pub mod sampling;
+pub mod training;
+
+pub use error::EngineError;

@@ -1,0 +1,177 @@
+//! Our model file: one self-describing file with the [`ModelSpec`] and the weights.
+//!
+//! Layout: the magic line `DEEPINTERP-MODEL\n`, a little-endian u64 byte length, that many
+//! bytes of JSON (`{"format_version", "spec", "arrays": [{"name", "shape"}]}`), then each
+//! array's float32 values, little-endian, in the listed order. Written to a temp file and
+//! renamed, so a crash never leaves a half-written model.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+
+use super::unet::{ConvLayer, UNet};
+use super::{Model, ModelSpec};
+use crate::error::EngineError;
+
+const MAGIC: &[u8] = b"DEEPINTERP-MODEL\n";
+/// Version of the file layout this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format_version: u32,
+    deepinterp_version: String,
+    spec: ModelSpec,
+    arrays: Vec<ArrayHeader>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ArrayHeader {
+    name: String,
+    shape: Vec<usize>,
+}
+
+/// Whether `path` starts with our magic line.
+pub fn is_model_file(path: &Path) -> Result<bool, EngineError> {
+    let mut file = std::fs::File::open(path).map_err(|e| EngineError::os(path, e))?;
+    let mut head = [0u8; MAGIC.len()];
+    let read = file.read(&mut head).map_err(|e| EngineError::os(path, e))?;
+    Ok(read == MAGIC.len() && head == MAGIC)
+}
+
+/// Writes `model` to `path` atomically.
+pub fn write_model<B: Backend>(path: &Path, model: &Model<B>) -> Result<(), EngineError> {
+    let mut arrays = Vec::new();
+    let mut payload: Vec<f32> = Vec::new();
+    for (index, conv) in model.network.convs.iter().enumerate() {
+        let weight = conv.weight.val();
+        arrays.push(ArrayHeader {
+            name: format!("conv{index}.weight"),
+            shape: weight.dims().to_vec(),
+        });
+        payload.extend(tensor_values(weight.into_data())?);
+        let bias = conv.bias.val();
+        arrays.push(ArrayHeader {
+            name: format!("conv{index}.bias"),
+            shape: bias.dims().to_vec(),
+        });
+        payload.extend(tensor_values(bias.into_data())?);
+    }
+    let header = Header {
+        format_version: FORMAT_VERSION,
+        deepinterp_version: env!("CARGO_PKG_VERSION").to_string(),
+        spec: model.spec.clone(),
+        arrays,
+    };
+    let json = serde_json::to_vec(&header)
+        .map_err(|e| EngineError::InvalidModel(format!("cannot serialise spec: {e}")))?;
+    let mut bytes = Vec::with_capacity(MAGIC.len() + 8 + json.len() + 4 * payload.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&json);
+    for value in payload {
+        bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    write_atomically(path, &bytes)
+}
+
+fn tensor_values(data: burn::tensor::TensorData) -> Result<Vec<f32>, EngineError> {
+    data.convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| EngineError::InvalidModel(format!("cannot read weights: {e:?}")))
+}
+
+/// Writes bytes to a sibling temp file, syncs it and renames it onto `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| EngineError::model_file(path, "not a file path"))?;
+    let temp = directory.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if let Err(error) = result {
+        let _ = std::fs::remove_file(&temp);
+        return Err(EngineError::os(path, error));
+    }
+    Ok(())
+}
+
+/// Reads a model written by [`write_model`].
+pub fn read_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B>, EngineError> {
+    let bytes = std::fs::read(path).map_err(|e| EngineError::os(path, e))?;
+    let fail = |reason: String| EngineError::model_file(path, reason);
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| fail("not a deepinterp model file".into()))?;
+    if rest.len() < 8 {
+        return Err(fail("truncated model file (no header)".into()));
+    }
+    let json_len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
+    let json = rest
+        .get(8..8 + json_len)
+        .ok_or_else(|| fail("truncated model file (header cut short)".into()))?;
+    let header: Header =
+        serde_json::from_slice(json).map_err(|e| fail(format!("unreadable model header: {e}")))?;
+    if header.format_version > FORMAT_VERSION {
+        return Err(fail(format!(
+            "model format version {} is newer than this deepinterp understands ({FORMAT_VERSION})",
+            header.format_version
+        )));
+    }
+    let mut values = &rest[8 + json_len..];
+    let mut take = |shape: &[usize]| -> Result<Vec<f32>, EngineError> {
+        let count: usize = shape.iter().product();
+        if values.len() < 4 * count {
+            return Err(fail("truncated model file (weights cut short)".into()));
+        }
+        let (head, tail) = values.split_at(4 * count);
+        values = tail;
+        Ok(head
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect())
+    };
+    let expected = header.spec.network.conv_shapes();
+    if header.arrays.len() != 2 * expected.len() {
+        return Err(fail(format!(
+            "{} arrays stored, the network needs {}",
+            header.arrays.len(),
+            2 * expected.len()
+        )));
+    }
+    let mut convs = Vec::with_capacity(expected.len());
+    for (pair, &(cin, cout, k)) in header.arrays.chunks_exact(2).zip(&expected) {
+        let shape = [cout, cin, k[0], k[1]];
+        if pair[0].shape != shape || pair[1].shape != [cout] {
+            return Err(fail(format!(
+                "array {} has shape {:?}, expected {shape:?}",
+                pair[0].name, pair[0].shape
+            )));
+        }
+        let weight = take(&pair[0].shape)?;
+        let bias = take(&pair[1].shape)?;
+        convs.push(ConvLayer::from_data(weight, shape, bias, device));
+    }
+    if !values.is_empty() {
+        return Err(fail("trailing bytes after the weights".into()));
+    }
+    let network = UNet::from_layers(&header.spec.network, convs)?;
+    Ok(Model {
+        spec: header.spec,
+        network,
+    })
+}

@@ -1,0 +1,458 @@
+//! Import of the original DeepInterpolation Keras `.h5` model files.
+//!
+//! The importer follows the `model_config` topology (layer classes and inbound nodes), not
+//! layer names, which depend on the Keras version and session. It recognises the U-Net shape
+//! (conv → pool per level, bottleneck, upsample → concat[upsampled, skip] → conv per level,
+//! final linear 1×1 conv) and maps HWIO kernels to burn's OIHW layout. Optimizer state in the
+//! file is ignored.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use deepinterp_io::keras::{KerasModelFile, read_keras_model};
+use serde_json::Value;
+
+use super::unet::{ConvLayer, UNet, UNetConfig};
+use crate::error::EngineError;
+
+/// A Keras U-Net: its configuration and its weights in our layout.
+pub struct ImportedNetwork<B: Backend> {
+    /// The recovered configuration.
+    pub config: UNetConfig,
+    /// The network with the file's weights.
+    pub network: UNet<B>,
+    /// Spatial input size recorded in the file (`None` where it is free); informative only,
+    /// since the network is fully convolutional.
+    pub recorded_input_size: Option<[usize; 2]>,
+}
+
+#[derive(Debug)]
+struct Layer {
+    class: String,
+    name: String,
+    config: Value,
+    inbound: Vec<String>,
+}
+
+/// Reads a Keras `.h5` U-Net of the original implementation.
+pub fn import_keras_unet<B: Backend>(
+    path: &Path,
+    device: &B::Device,
+) -> Result<ImportedNetwork<B>, EngineError> {
+    let file = read_keras_model(path)?;
+    let fail = |reason: String| EngineError::model_file(path, reason);
+    let layers = parse_layers(&file).map_err(fail)?;
+    let plan = recover_unet(&layers).map_err(fail)?;
+    let weights: HashMap<&str, &deepinterp_io::keras::KerasLayerWeights> =
+        file.weights.iter().map(|w| (w.layer.as_str(), w)).collect();
+    let mut convs = Vec::with_capacity(plan.conv_names.len());
+    for (name, &(cin, cout, kernel)) in plan.conv_names.iter().zip(&plan.config.conv_shapes()) {
+        let layer = weights
+            .get(name.as_str())
+            .ok_or_else(|| fail(format!("no weights for layer '{name}'")))?;
+        let find = |suffix: &str| {
+            layer
+                .arrays
+                .iter()
+                .find(|a| {
+                    a.name
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(&a.name)
+                        .starts_with(suffix)
+                })
+                .ok_or_else(|| fail(format!("layer '{name}' has no {suffix} weights")))
+        };
+        let kernel_array = find("kernel")?;
+        let bias_array = find("bias")?;
+        let hwio = [kernel[0], kernel[1], cin, cout];
+        if kernel_array.shape != hwio || bias_array.shape != [cout] {
+            return Err(fail(format!(
+                "layer '{name}': kernel {:?} / bias {:?}, expected {hwio:?} / [{cout}]",
+                kernel_array.shape, bias_array.shape
+            )));
+        }
+        let oihw = hwio_to_oihw(&kernel_array.data, hwio);
+        convs.push(ConvLayer::from_data(
+            oihw,
+            [cout, cin, kernel[0], kernel[1]],
+            bias_array.data.clone(),
+            device,
+        ));
+    }
+    let network = UNet::from_layers(&plan.config, convs)?;
+    Ok(ImportedNetwork {
+        config: plan.config,
+        network,
+        recorded_input_size: plan.recorded_input_size,
+    })
+}
+
+/// Rearranges a Keras `(kh, kw, in, out)` kernel into burn's `(out, in, kh, kw)`.
+pub fn hwio_to_oihw(data: &[f32], [kh, kw, cin, cout]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for y in 0..kh {
+        for x in 0..kw {
+            for i in 0..cin {
+                let src = ((y * kw + x) * cin + i) * cout;
+                for o in 0..cout {
+                    out[((o * cin + i) * kh + y) * kw + x] = data[src + o];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn parse_layers(file: &KerasModelFile) -> Result<Vec<Layer>, String> {
+    let config: Value = serde_json::from_str(&file.model_config)
+        .map_err(|e| format!("model_config is not valid JSON: {e}"))?;
+    let list = config
+        .pointer("/config/layers")
+        .and_then(Value::as_array)
+        .ok_or("model_config has no config.layers list")?;
+    list.iter()
+        .map(|layer| {
+            let class = layer["class_name"].as_str().unwrap_or_default().to_string();
+            let name = layer["name"]
+                .as_str()
+                .or_else(|| layer.pointer("/config/name").and_then(Value::as_str))
+                .ok_or("a layer has no name")?
+                .to_string();
+            Ok(Layer {
+                class,
+                name,
+                config: layer["config"].clone(),
+                inbound: inbound_names(&layer["inbound_nodes"]),
+            })
+        })
+        .collect()
+}
+
+/// Inbound layer names of Keras 2 (`[[[name, 0, 0, {}], ...]]`) and Keras 3
+/// (`[{"args": [{"config": {"keras_history": [name, 0, 0]}}]}]`) configs.
+fn inbound_names(nodes: &Value) -> Vec<String> {
+    let mut names = Vec::new();
+    collect_inbound(nodes, &mut names);
+    names
+}
+
+fn collect_inbound(value: &Value, names: &mut Vec<String>) {
+    match value {
+        Value::Array(items) => {
+            if let (Some(Value::String(name)), Some(Value::Number(_))) =
+                (items.first(), items.get(1))
+            {
+                names.push(name.clone());
+            } else {
+                items.iter().for_each(|item| collect_inbound(item, names));
+            }
+        }
+        Value::Object(map) => {
+            if let Some(history) = map.get("keras_history") {
+                collect_inbound(history, names);
+            } else {
+                map.values().for_each(|item| collect_inbound(item, names));
+            }
+        }
+        _ => {}
+    }
+}
+
+struct UNetPlan {
+    config: UNetConfig,
+    conv_names: Vec<String>,
+    recorded_input_size: Option<[usize; 2]>,
+}
+
+fn pair(value: &Value, what: &str, layer: &str) -> Result<[usize; 2], String> {
+    let list = value
+        .as_array()
+        .ok_or_else(|| format!("layer '{layer}': {what} is not a list"))?;
+    let numbers: Vec<usize> = list
+        .iter()
+        .filter_map(|v| v.as_u64().map(|n| n as usize))
+        .collect();
+    match numbers.as_slice() {
+        [a, b] => Ok([*a, *b]),
+        _ => Err(format!(
+            "layer '{layer}': {what} {value} is not two integers"
+        )),
+    }
+}
+
+/// Recovers the U-Net plan from the layer graph.
+fn recover_unet(layers: &[Layer]) -> Result<UNetPlan, String> {
+    let by_name: HashMap<&str, &Layer> = layers.iter().map(|l| (l.name.as_str(), l)).collect();
+    let single_input = |layer: &Layer| -> Result<&Layer, String> {
+        match layer.inbound.as_slice() {
+            [one] => by_name
+                .get(one.as_str())
+                .copied()
+                .ok_or_else(|| format!("layer '{}' reads unknown layer '{one}'", layer.name)),
+            other => Err(format!(
+                "layer '{}' has {} inputs, expected 1",
+                layer.name,
+                other.len()
+            )),
+        }
+    };
+    let input = layers
+        .iter()
+        .find(|l| l.class == "InputLayer")
+        .ok_or("no InputLayer in model_config")?;
+    let shape = input
+        .config
+        .get("batch_input_shape")
+        .or_else(|| input.config.get("batch_shape"))
+        .and_then(Value::as_array)
+        .ok_or("InputLayer has no batch_input_shape")?;
+    if shape.len() != 4 {
+        return Err(format!(
+            "input has {} dimensions; only 2D U-Nets (batch, height, width, frames) are supported here",
+            shape.len()
+        ));
+    }
+    let in_channels = shape[3]
+        .as_u64()
+        .ok_or("input channel count is not fixed")? as usize;
+    let recorded_input_size = match (shape[1].as_u64(), shape[2].as_u64()) {
+        (Some(h), Some(w)) => Some([h as usize, w as usize]),
+        _ => None,
+    };
+
+    let mut encoder: Vec<(&Layer, [usize; 2])> = Vec::new(); // (conv, pool below it)
+    let mut bottleneck: Option<&Layer> = None;
+    let mut decoder: Vec<&Layer> = Vec::new();
+    let mut final_conv: Option<&Layer> = None;
+    for layer in layers {
+        match layer.class.as_str() {
+            "InputLayer" => {}
+            "MaxPooling2D" => {
+                let source = single_input(layer)?;
+                if source.class != "Conv2D" {
+                    return Err(format!(
+                        "pooling '{}' does not follow a convolution",
+                        layer.name
+                    ));
+                }
+                let pool = pair(&layer.config["pool_size"], "pool_size", &layer.name)?;
+                let strides = &layer.config["strides"];
+                if !strides.is_null() && pair(strides, "strides", &layer.name)? != pool {
+                    return Err(format!(
+                        "pooling '{}' has strides unlike its size",
+                        layer.name
+                    ));
+                }
+                encoder.push((source, pool));
+            }
+            "Conv2D" => {
+                let source = single_input(layer)?;
+                let strides = pair(&layer.config["strides"], "strides", &layer.name)?;
+                let dilation = layer.config.get("dilation_rate");
+                let dilated = dilation
+                    .map(|d| pair(d, "dilation_rate", &layer.name).map(|d| d != [1, 1]))
+                    .transpose()?
+                    .unwrap_or(false);
+                if strides != [1, 1] || dilated || layer.config["padding"] != "same" {
+                    return Err(format!(
+                        "conv '{}' is not a stride-1, undilated, 'same' convolution",
+                        layer.name
+                    ));
+                }
+                match source.class.as_str() {
+                    "Concatenate" => decoder.push(layer),
+                    "MaxPooling2D" if bottleneck.is_none() => {
+                        // An encoder conv or the bottleneck; settled once pools are known.
+                    }
+                    "Conv2D" if !decoder.is_empty() => final_conv = Some(layer),
+                    "InputLayer" | "MaxPooling2D" => {}
+                    other => {
+                        return Err(format!(
+                            "conv '{}' follows an unexpected {other}",
+                            layer.name
+                        ));
+                    }
+                }
+            }
+            "UpSampling2D" => {
+                let source = single_input(layer)?;
+                if decoder.is_empty() && bottleneck.is_none() {
+                    bottleneck = Some(source);
+                }
+                let interpolation = layer.config["interpolation"].as_str().unwrap_or("nearest");
+                if interpolation != "nearest" {
+                    return Err(format!("upsampling '{}' is {interpolation}", layer.name));
+                }
+            }
+            "Concatenate" => {
+                let [up, skip] = layer.inbound.as_slice() else {
+                    return Err(format!(
+                        "concatenate '{}' does not join two layers",
+                        layer.name
+                    ));
+                };
+                let up = by_name
+                    .get(up.as_str())
+                    .ok_or("unknown concatenate input")?;
+                let skip = by_name
+                    .get(skip.as_str())
+                    .ok_or("unknown concatenate input")?;
+                if up.class != "UpSampling2D" || skip.class != "Conv2D" {
+                    return Err(format!(
+                        "concatenate '{}' is not [upsampled, skip] (got [{}, {}])",
+                        layer.name, up.class, skip.class
+                    ));
+                }
+                let level = encoder.len().checked_sub(decoder.len() + 1).ok_or(format!(
+                    "concatenate '{}' has no matching encoder level",
+                    layer.name
+                ))?;
+                let (expected_skip, pool) = encoder[level];
+                let size = pair(&up.config["size"], "size", &up.name)?;
+                if expected_skip.name != skip.name || size != pool {
+                    return Err(format!(
+                        "concatenate '{}' joins '{}' (×{size:?}) but level {level} is '{}' (pool {pool:?})",
+                        layer.name, skip.name, expected_skip.name
+                    ));
+                }
+            }
+            "Activation" | "Dropout" | "BatchNormalization" | "Dense" | "Flatten" => {
+                return Err(format!(
+                    "layer '{}' ({}) is not part of the DeepInterpolation U-Nets",
+                    layer.name, layer.class
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "unsupported layer class {other} ('{}')",
+                    layer.name
+                ));
+            }
+        }
+    }
+    let bottleneck = bottleneck.ok_or("no bottleneck convolution found")?;
+    let final_conv = final_conv.ok_or("no final 1x1 convolution found")?;
+    if decoder.len() != encoder.len() || encoder.is_empty() {
+        return Err(format!(
+            "{} encoder levels but {} decoder levels",
+            encoder.len(),
+            decoder.len()
+        ));
+    }
+    let conv_spec = |layer: &Layer| -> Result<(usize, [usize; 2], String), String> {
+        let filters = layer.config["filters"]
+            .as_u64()
+            .ok_or_else(|| format!("conv '{}' has no filters", layer.name))?
+            as usize;
+        let kernel = pair(&layer.config["kernel_size"], "kernel_size", &layer.name)?;
+        let activation = layer.config["activation"]
+            .as_str()
+            .unwrap_or("linear")
+            .to_string();
+        Ok((filters, kernel, activation))
+    };
+    let mut conv_names = Vec::new();
+    let mut encoder_widths = Vec::new();
+    let mut encoder_kernels = Vec::new();
+    let mut pools = Vec::new();
+    let mut decoder_kernels = Vec::new();
+    for (layer, pool) in &encoder {
+        let (filters, kernel, activation) = conv_spec(layer)?;
+        expect_activation(layer, &activation, "relu")?;
+        encoder_widths.push(filters);
+        encoder_kernels.push(kernel);
+        pools.push(*pool);
+        conv_names.push(layer.name.clone());
+    }
+    let (bottleneck_width, bottleneck_kernel, activation) = conv_spec(bottleneck)?;
+    expect_activation(bottleneck, &activation, "relu")?;
+    conv_names.push(bottleneck.name.clone());
+    for (index, layer) in decoder.iter().enumerate() {
+        let (filters, kernel, activation) = conv_spec(layer)?;
+        expect_activation(layer, &activation, "relu")?;
+        if filters != encoder_widths[encoder.len() - 1 - index] {
+            return Err(format!(
+                "decoder conv '{}' width differs from its level",
+                layer.name
+            ));
+        }
+        decoder_kernels.push(kernel);
+        conv_names.push(layer.name.clone());
+    }
+    let (filters, kernel, activation) = conv_spec(final_conv)?;
+    expect_activation(final_conv, &activation, "linear")?;
+    if filters != 1 || kernel != [1, 1] {
+        return Err(format!(
+            "final conv '{}' is not a 1x1 conv to one channel",
+            final_conv.name
+        ));
+    }
+    conv_names.push(final_conv.name.clone());
+    let total_convs = layers.iter().filter(|l| l.class == "Conv2D").count();
+    if total_convs != conv_names.len() {
+        return Err(format!(
+            "{total_convs} convolutions, of which only {} fit the U-Net shape",
+            conv_names.len()
+        ));
+    }
+    let config = UNetConfig {
+        in_channels,
+        encoder_widths,
+        bottleneck_width,
+        encoder_kernels,
+        bottleneck_kernel,
+        decoder_kernels,
+        pools,
+    };
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(UNetPlan {
+        config,
+        conv_names,
+        recorded_input_size,
+    })
+}
+
+fn expect_activation(layer: &Layer, activation: &str, expected: &str) -> Result<(), String> {
+    if activation == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "conv '{}' has activation {activation}, expected {expected}",
+            layer.name
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_transpose_moves_each_weight() {
+        // (kh=1, kw=2, in=2, out=3): value encodes (x, i, o).
+        let hwio: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let oihw = hwio_to_oihw(&hwio, [1, 2, 2, 3]);
+        // out[o][i][0][x] = hwio[((0*2 + x)*2 + i)*3 + o]
+        for o in 0..3 {
+            for i in 0..2 {
+                for x in 0..2 {
+                    assert_eq!(oihw[(o * 2 + i) * 2 + x], hwio[(x * 2 + i) * 3 + o]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn inbound_names_read_keras2_and_keras3_forms() {
+        let keras2: Value =
+            serde_json::from_str(r#"[[["up", 0, 0, {}], ["skip", 0, 0, {}]]]"#).unwrap();
+        assert_eq!(inbound_names(&keras2), vec!["up", "skip"]);
+        let keras3: Value = serde_json::from_str(
+            r#"[{"args": [[{"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}]], "kwargs": {}}]"#,
+        )
+        .unwrap();
+        assert_eq!(inbound_names(&keras3), vec!["a"]);
+    }
+}

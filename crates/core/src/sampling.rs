@@ -1,0 +1,339 @@
+//! Sampling: which frames form a network input, how recordings are normalised, and the
+//! in-memory blocks of normalised frames that training and inference draw windows from.
+//!
+//! A sample centred on frame `t` takes `pre_frames` frames before and `post_frames` after,
+//! skipping `t` itself and `omitted_frames` on each side (dropped, not zeroed). Channels are in
+//! time order. The target is frame `t`. See REFERENCE.md §1.
+
+use deepinterp_io::MovieReader;
+use serde::{Deserialize, Serialize};
+
+use crate::error::EngineError;
+
+/// The temporal window around a predicted frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Frames used before the centre.
+    pub pre_frames: usize,
+    /// Frames used after the centre.
+    pub post_frames: usize,
+    /// Frames left out on each side of the centre (besides the centre itself).
+    pub omitted_frames: usize,
+}
+
+impl Window {
+    /// A window; at least one input frame is required.
+    pub fn new(
+        pre_frames: usize,
+        post_frames: usize,
+        omitted_frames: usize,
+    ) -> Result<Self, EngineError> {
+        if pre_frames + post_frames == 0 {
+            return Err(EngineError::Settings(
+                "the window needs at least one pre or post frame".into(),
+            ));
+        }
+        Ok(Self {
+            pre_frames,
+            post_frames,
+            omitted_frames,
+        })
+    }
+
+    /// Number of input channels (frames) of a sample.
+    pub fn input_frames(&self) -> usize {
+        self.pre_frames + self.post_frames
+    }
+
+    /// Frames spanned by a whole window, centre and omitted frames included.
+    pub fn span(&self) -> usize {
+        self.pre_frames + self.post_frames + 2 * self.omitted_frames + 1
+    }
+
+    /// First centre whose window lies inside the recording.
+    pub fn first_full_centre(&self) -> usize {
+        self.pre_frames + self.omitted_frames
+    }
+
+    /// Last centre whose window lies inside a recording of `frames` frames, if any.
+    pub fn last_full_centre(&self, frames: usize) -> Option<usize> {
+        (frames + 1)
+            .checked_sub(self.post_frames + self.omitted_frames + 2)
+            .filter(|&last| last >= self.first_full_centre())
+    }
+
+    /// Offsets from the centre of each input channel, in channel order.
+    pub fn offsets(&self) -> Vec<isize> {
+        let gap = self.omitted_frames as isize;
+        let before = (1..=self.pre_frames as isize).rev().map(|k| -(gap + k));
+        let after = (1..=self.post_frames as isize).map(|k| gap + k);
+        before.chain(after).collect()
+    }
+
+    /// Shortest recording every frame of which can be predicted with [`Self::source_frames`].
+    pub fn min_frames_full_length(&self) -> usize {
+        2 * self.pre_frames.max(self.post_frames) + 2 * self.omitted_frames + 1
+    }
+
+    /// The frame each input channel reads for centre `centre` of a `frames`-long recording.
+    ///
+    /// Inside the recording this is `centre + offset`. Near the edges a missing neighbour
+    /// `centre - k` is replaced by its mirror about the centre, `centre + k` (and vice versa),
+    /// so the network sees real frames at the distances it was trained on and never the frame
+    /// it predicts nor an omitted one. Needs `frames >= min_frames_full_length()`.
+    pub fn source_frames(&self, centre: usize, frames: usize) -> Vec<usize> {
+        self.offsets()
+            .into_iter()
+            .map(|offset| {
+                let direct = centre as isize + offset;
+                let mirrored = centre as isize - offset;
+                let chosen = if (0..frames as isize).contains(&direct) {
+                    direct
+                } else {
+                    mirrored
+                };
+                chosen.clamp(0, frames as isize - 1) as usize
+            })
+            .collect()
+    }
+}
+
+/// Global normalisation of a recording: `(x - mean) / std`, undone by `y * std + mean`.
+///
+/// The statistics are float32 values, as in the original; normalising subtracts in float64
+/// and rounds to float32 (the two-photon path of the original), rescaling is float32.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    /// Mean of the raw values.
+    pub mean: f32,
+    /// Standard deviation of the raw values.
+    pub std: f32,
+}
+
+impl Normalization {
+    /// Statistics over the first `min(frames, stats_frames)` frames of the recording (the
+    /// original's convention: always the head of the file, whatever range is processed).
+    pub fn from_head(
+        reader: &mut dyn MovieReader,
+        stats_frames: usize,
+    ) -> Result<Self, EngineError> {
+        let info = reader.info().clone();
+        let frames = info.frames.min(stats_frames.max(1));
+        let frame_len = info.height * info.width;
+        let chunk = (16 << 20) / (4 * frame_len).max(1);
+        let chunk = chunk.clamp(1, frames);
+        let mut buffer = vec![0f32; chunk * frame_len];
+        let (mut sum, mut count) = (0f64, 0usize);
+        let mut sum_sq_dev_pass = Vec::new();
+        // Two passes (mean, then squared deviations) keep the variance exact in f64.
+        for pass in 0..2 {
+            let mean = if count > 0 { sum / count as f64 } else { 0.0 };
+            let mut start = 0;
+            let mut sq = 0f64;
+            while start < frames {
+                let n = chunk.min(frames - start);
+                let values = &mut buffer[..n * frame_len];
+                reader.read_frames(start, n, values)?;
+                if pass == 0 {
+                    sum += values.iter().map(|&v| v as f64).sum::<f64>();
+                    count += values.len();
+                } else {
+                    sq += values
+                        .iter()
+                        .map(|&v| (v as f64 - mean).powi(2))
+                        .sum::<f64>();
+                }
+                start += n;
+            }
+            sum_sq_dev_pass.push(sq);
+        }
+        let mean = sum / count as f64;
+        let std = (sum_sq_dev_pass[1] / count as f64).sqrt();
+        if !(std.is_finite() && std > 0.0) {
+            return Err(EngineError::recording(
+                reader.path(),
+                format!("the first {frames} frames are constant: cannot normalise (std = 0)"),
+            ));
+        }
+        Ok(Self {
+            mean: mean as f32,
+            std: std as f32,
+        })
+    }
+
+    /// Normalises raw values in place.
+    pub fn apply(&self, values: &mut [f32]) {
+        let (mean, std) = (self.mean as f64, self.std as f64);
+        for value in values {
+            *value = ((*value as f64 - mean) / std) as f32;
+        }
+    }
+
+    /// Maps network outputs back to raw units in place.
+    pub fn restore(&self, values: &mut [f32]) {
+        for value in values {
+            *value = *value * self.std + self.mean;
+        }
+    }
+}
+
+/// A contiguous run of normalised frames `[start, start + frames)` held in memory.
+#[derive(Debug, Clone)]
+pub struct FrameBlock {
+    start: usize,
+    frames: usize,
+    height: usize,
+    width: usize,
+    data: Vec<f32>,
+}
+
+impl FrameBlock {
+    /// An empty block for frames of `height × width`.
+    pub fn new(height: usize, width: usize) -> Self {
+        Self {
+            start: 0,
+            frames: 0,
+            height,
+            width,
+            data: Vec::new(),
+        }
+    }
+
+    /// First frame held.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// One past the last frame held.
+    pub fn end(&self) -> usize {
+        self.start + self.frames
+    }
+
+    /// Pixels per frame.
+    pub fn frame_len(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Makes the block hold exactly `range`, reusing frames it already has and reading the rest.
+    pub fn load(
+        &mut self,
+        reader: &mut dyn MovieReader,
+        normalization: &Normalization,
+        range: std::ops::Range<usize>,
+    ) -> Result<(), EngineError> {
+        let frame_len = self.frame_len();
+        let overlap_start = range.start.max(self.start);
+        let overlap_end = range.end.min(self.end());
+        let mut data = Vec::with_capacity(range.len() * frame_len);
+        if overlap_start < overlap_end && overlap_start == range.start {
+            // Keep the overlapping head and read only what follows it.
+            let from = (overlap_start - self.start) * frame_len;
+            let to = (overlap_end - self.start) * frame_len;
+            data.extend_from_slice(&self.data[from..to]);
+            let missing = range.end - overlap_end;
+            let old = data.len();
+            data.resize(old + missing * frame_len, 0.0);
+            reader.read_frames(overlap_end, missing, &mut data[old..])?;
+            normalization.apply(&mut data[old..]);
+        } else {
+            data.resize(range.len() * frame_len, 0.0);
+            reader.read_frames(range.start, range.len(), &mut data)?;
+            normalization.apply(&mut data);
+        }
+        self.start = range.start;
+        self.frames = range.len();
+        self.data = data;
+        Ok(())
+    }
+
+    /// One normalised frame (must be held).
+    pub fn frame(&self, index: usize) -> &[f32] {
+        let offset = (index - self.start) * self.frame_len();
+        &self.data[offset..offset + self.frame_len()]
+    }
+
+    /// Copies the `crop` of frames `sources` as consecutive channels into `out`
+    /// (`sources.len() * crop.height * crop.width` values).
+    pub fn gather(&self, sources: &[usize], crop: Crop, out: &mut [f32]) {
+        let plane = crop.height * crop.width;
+        for (channel, &source) in sources.iter().enumerate() {
+            let frame = self.frame(source);
+            let dst = &mut out[channel * plane..(channel + 1) * plane];
+            for row in 0..crop.height {
+                let src_offset = (crop.top + row) * self.width + crop.left;
+                dst[row * crop.width..(row + 1) * crop.width]
+                    .copy_from_slice(&frame[src_offset..src_offset + crop.width]);
+            }
+        }
+    }
+}
+
+/// A rectangle of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crop {
+    /// First row.
+    pub top: usize,
+    /// First column.
+    pub left: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl Crop {
+    /// The whole frame.
+    pub fn full(height: usize, width: usize) -> Self {
+        Self {
+            top: 0,
+            left: 0,
+            height,
+            width,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_skip_centre_and_omitted_frames() {
+        let window = Window::new(2, 3, 1).unwrap();
+        assert_eq!(window.offsets(), vec![-3, -2, 2, 3, 4]);
+        assert_eq!(window.first_full_centre(), 3);
+        assert_eq!(window.last_full_centre(20), Some(15));
+        assert_eq!(window.last_full_centre(8), Some(3));
+        assert_eq!(window.last_full_centre(7), None);
+    }
+
+    #[test]
+    fn paper_two_photon_window_matches_golden_layout() {
+        // ophys golden: channel c = frame f-30+c for c<30, f+1+(c-30) for c>=30.
+        let window = Window::new(30, 30, 0).unwrap();
+        let sources = window.source_frames(45, 100);
+        let expected: Vec<usize> = (15..45).chain(46..76).collect();
+        assert_eq!(sources, expected);
+        assert_eq!(window.first_full_centre(), 30);
+        assert_eq!(window.last_full_centre(100), Some(69));
+    }
+
+    #[test]
+    fn edge_windows_mirror_and_never_contain_the_centre() {
+        let window = Window::new(4, 4, 1).unwrap();
+        let frames = window.min_frames_full_length();
+        for centre in 0..frames {
+            let sources = window.source_frames(centre, frames);
+            assert_eq!(sources.len(), 8);
+            for &source in &sources {
+                assert!(source < frames);
+                assert!(
+                    source.abs_diff(centre) > 1,
+                    "centre {centre} reads {source}"
+                );
+            }
+        }
+        // At frame 0 every "before" neighbour is mirrored to its "after" twin.
+        assert_eq!(window.source_frames(0, 20), vec![5, 4, 3, 2, 2, 3, 4, 5]);
+    }
+}

@@ -1,0 +1,160 @@
+//! Parity with the original implementation's goldens (`shared/fixtures/keras`): the paper's
+//! two-photon network reproduces Keras' outputs, and `denoise` reproduces the original's
+//! end-to-end output files. Tolerances are the fixtures README's.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use deepinterp::backend::Cpu;
+use deepinterp::inference::{self, DenoiseSettings, EdgeMode};
+use deepinterp::model::load_model;
+use deepinterp_io::{IoError, MovieWriter, WriteSummary, open_movie, read_npy_f32};
+
+fn fixtures() -> PathBuf {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/keras"
+    ));
+    assert!(
+        dir.is_dir(),
+        "golden fixtures missing: expected {} (CI keeps shared/ beside the checkout)",
+        dir.display()
+    );
+    dir.to_path_buf()
+}
+
+/// NHWC → NCHW.
+fn to_nchw(data: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for b in 0..n {
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    out[((b * c + ch) * h + y) * w + x] = data[((b * h + y) * w + x) * c + ch];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn max_abs(values: &[f32]) -> f32 {
+    values.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+fn network_case(input: &str, output: &str) {
+    let dir = fixtures();
+    let device = Default::default();
+    let model = load_model::<Cpu>(&dir.join("model_unet_single_1024.h5"), None, &device).unwrap();
+    assert_eq!(model.spec.architecture, "unet_single_1024");
+    assert_eq!(model.spec.network.parameter_count(), 15_704_769);
+    let (shape, data) = read_npy_f32(&dir.join(input)).unwrap();
+    let shape: [usize; 4] = shape.try_into().unwrap();
+    let nchw = to_nchw(&data, shape);
+    let [n, h, w, c] = shape;
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(nchw, [n, c, h, w]), &device);
+    let y = model
+        .network
+        .forward(x)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let (_, golden) = read_npy_f32(&dir.join(output)).unwrap();
+    let diff = max_abs_diff(&y, &golden);
+    let tolerance = 3e-5 * max_abs(&golden);
+    println!("{input}: max |rust - keras| = {diff:.3e} (tolerance {tolerance:.3e})");
+    assert!(
+        diff <= tolerance,
+        "{input}: max abs diff {diff} > {tolerance}"
+    );
+}
+
+#[test]
+fn unet_single_1024_matches_keras_on_64x64() {
+    network_case(
+        "net_unet_single_1024_input_2x64x64x60.npy",
+        "net_unet_single_1024_output_2x64x64x1.npy",
+    );
+}
+
+#[test]
+fn unet_single_1024_matches_keras_on_48x80() {
+    network_case(
+        "net_unet_single_1024_input_1x48x80x60.npy",
+        "net_unet_single_1024_output_1x48x80x1.npy",
+    );
+}
+
+/// Collects written frames in memory.
+struct Collect(Vec<f32>);
+
+impl MovieWriter for Collect {
+    fn write_frames(&mut self, frames: &[f32], _count: usize) -> Result<(), IoError> {
+        self.0.extend_from_slice(frames);
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> Result<WriteSummary, IoError> {
+        unreachable!("the test reads the frames directly")
+    }
+}
+
+fn e2e_case(settings: DenoiseSettings, golden_file: &str, atol: f32) {
+    let dir = fixtures();
+    let device = Default::default();
+    let model = load_model::<Cpu>(&dir.join("model_unet_single_1024.h5"), None, &device).unwrap();
+    let mut reader = open_movie(&dir.join("ophys_input_movie.h5")).unwrap();
+    let plan = inference::plan(&model, reader.as_mut(), &settings).unwrap();
+    let mut golden_reader = open_movie(&dir.join(golden_file)).unwrap();
+    let golden_info = golden_reader.info().clone();
+    assert_eq!(plan.output_frames, golden_info.frames, "output length");
+    let mut golden = vec![0f32; golden_info.frames * golden_info.height * golden_info.width];
+    golden_reader
+        .read_frames(0, golden_info.frames, &mut golden)
+        .unwrap();
+    let mut out = Collect(Vec::new());
+    inference::run(
+        &model,
+        reader.as_mut(),
+        &mut out,
+        &plan,
+        &device,
+        &mut |_| {},
+    )
+    .unwrap();
+    let diff = max_abs_diff(&out.0, &golden);
+    println!("{golden_file}: max |rust - original| = {diff:.4} (atol {atol})");
+    assert!(diff <= atol, "{golden_file}: max abs diff {diff} > {atol}");
+}
+
+#[test]
+fn denoise_drop_matches_original_output() {
+    e2e_case(
+        DenoiseSettings {
+            edges: EdgeMode::Drop,
+            batch_size: Some(16),
+            ..DenoiseSettings::default()
+        },
+        "ophys_e2e_output.h5",
+        0.05,
+    );
+}
+
+#[test]
+fn denoise_padded_variant_matches_original_output() {
+    e2e_case(
+        DenoiseSettings {
+            edges: EdgeMode::DropPadHead,
+            batch_size: Some(7),
+            start_frame: 20,
+            end_frame: Some(60),
+            stats_frames: Some(50),
+        },
+        "ophys_e2e_output_variant_padded.h5",
+        0.051,
+    );
+}
