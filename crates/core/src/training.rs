@@ -131,6 +131,12 @@ pub enum TrainEvent<'a, B: Backend> {
     },
 }
 
+/// The caller's handler of [`TrainEvent`]s; an error stops the run.
+pub type EventSink<'a, B> = dyn FnMut(TrainEvent<'_, B>) -> Result<(), EngineError> + 'a;
+
+/// Validation recordings with their normalisation.
+type ValidationReaders = Vec<(Box<dyn MovieReader>, Normalization)>;
+
 /// Result of a run.
 pub struct TrainOutcome {
     /// Every epoch, resumed ones included.
@@ -171,7 +177,7 @@ pub fn train<B: AutodiffBackend>(
     settings: &TrainSettings,
     checkpoint: &Path,
     device: &B::Device,
-    on_event: &mut dyn FnMut(TrainEvent<'_, B::InnerBackend>) -> Result<(), EngineError>,
+    on_event: &mut EventSink<'_, B::InnerBackend>,
 ) -> Result<TrainOutcome, EngineError> {
     match settings.optimizer {
         OptimizerKind::RmsProp => {
@@ -214,7 +220,7 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
     settings: &TrainSettings,
     checkpoint: &Path,
     device: &B::Device,
-    on_event: &mut dyn FnMut(TrainEvent<'_, B::InnerBackend>) -> Result<(), EngineError>,
+    on_event: &mut EventSink<'_, B::InnerBackend>,
 ) -> Result<TrainOutcome, EngineError> {
     let started = Instant::now();
     let window = settings.window;
@@ -272,18 +278,16 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
         while progress.step < epoch_end {
             let within_epoch = progress.step - epoch * settings.steps_per_epoch;
             if active_source == usize::MAX
-                || within_epoch % settings.cache_refresh_steps.max(1) == 0
+                || within_epoch.is_multiple_of(settings.cache_refresh_steps.max(1))
             {
                 active_source = refill_cache(&mut sources, &mut block, settings, &mut rng)?;
             }
-            let source = &sources[active_source];
             let mut batch_inputs =
                 Vec::with_capacity(settings.batch_size * channels * crop_size.0 * crop_size.1);
             let mut batch_targets =
                 Vec::with_capacity(settings.batch_size * crop_size.0 * crop_size.1);
             for _ in 0..settings.batch_size {
-                let sample =
-                    draw_sample(&block, source, &window, crop_size, &mut rng, height, width);
+                let sample = draw_sample(&block, &window, crop_size, &mut rng, height, width);
                 batch_inputs.extend_from_slice(&sample.input);
                 batch_targets.extend_from_slice(&sample.target);
             }
@@ -399,7 +403,7 @@ fn crop_size<B: Backend>(
 fn split_sources(
     inputs: Vec<Box<dyn MovieReader>>,
     settings: &TrainSettings,
-) -> Result<(Vec<Source>, Vec<(Box<dyn MovieReader>, Normalization)>), EngineError> {
+) -> Result<(Vec<Source>, ValidationReaders), EngineError> {
     let window = settings.window;
     if inputs.is_empty() {
         return Err(EngineError::Settings("no training input".into()));
@@ -506,7 +510,6 @@ fn refill_cache(
 
 fn draw_sample(
     block: &FrameBlock,
-    _source: &Source,
     window: &Window,
     crop_size: (usize, usize),
     rng: &mut StdRng,
@@ -542,7 +545,7 @@ fn cut_sample(block: &FrameBlock, window: &Window, centre: usize, crop: Crop) ->
 /// Fixed validation samples: from the held-out tails, or from the validation files.
 fn validation_set(
     sources: &mut [Source],
-    mut files: Vec<(Box<dyn MovieReader>, Normalization)>,
+    mut files: ValidationReaders,
     settings: &TrainSettings,
     crop_size: (usize, usize),
 ) -> Result<Option<Vec<Sample>>, EngineError> {

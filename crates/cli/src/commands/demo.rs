@@ -1,0 +1,172 @@
+//! `deepinterp demo`: the whole pipeline on a simulated movie, in minutes on 2 CPU cores,
+//! ending with the metrics and a PNG of a raw vs denoised frame and a pixel's trace.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use deepinterp_io::open_movie;
+
+use crate::{
+    DemoArgs, DenoiseArgs, DtypeArg, EdgesArg, EvaluateArgs, Simulate2pArgs, TrainArgs, WindowArgs,
+};
+
+/// Frames shown in the trace panel of the comparison figure.
+const TRACE_FRAMES: usize = 400;
+
+pub fn demo(args: &DemoArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("{}: cannot create the demo folder", args.out.display()))?;
+    let path = |name: &str| args.out.join(name);
+    let (noisy, clean) = (path("noisy.h5"), path("clean.h5"));
+    let (model, denoised) = (path("model.dimodel"), path("denoised.h5"));
+
+    eprintln!(
+        "1/4 simulate: {} frames of {}x{} px",
+        args.frames, args.size, args.size
+    );
+    super::simulate_2p(&Simulate2pArgs {
+        output: noisy.clone(),
+        clean: clean.clone(),
+        frames: args.frames,
+        height: args.size,
+        width: args.size,
+        photons: None,
+        neurons: None,
+        motion: 0.0,
+        dtype: DtypeArg::Int16,
+        seed: args.seed,
+    })?;
+
+    eprintln!("2/4 train: budget {} min", args.train_minutes);
+    super::train(&TrainArgs {
+        inputs: vec![noisy.clone()],
+        output: model.clone(),
+        arch: None,
+        steps: Some(100_000),
+        max_minutes: Some(args.train_minutes),
+        window: WindowArgs::default(),
+        loss: None,
+        optimizer: None,
+        learning_rate: None,
+        lr_halving_epochs: None,
+        batch_size: None,
+        steps_per_epoch: None,
+        patch_size: None,
+        validation: Vec::new(),
+        validation_fraction: None,
+        stats_frames: None,
+        resume: false,
+        config: None,
+        seed: Some(args.seed),
+    })?;
+
+    eprintln!("3/4 denoise");
+    super::denoise(&DenoiseArgs {
+        input: noisy.clone(),
+        output: denoised.clone(),
+        model: model.clone(),
+        edges: EdgesArg::Keep,
+        dtype: DtypeArg::Float32,
+        batch_size: None,
+        start_frame: 0,
+        end_frame: None,
+        stats_frames: None,
+        window: WindowArgs::default(),
+    })?;
+
+    eprintln!("4/4 evaluate");
+    super::evaluate(&EvaluateArgs {
+        noisy: noisy.clone(),
+        denoised: denoised.clone(),
+        clean: Some(clean.clone()),
+        offset: 0,
+        json: false,
+        report: Some(path("report.json")),
+    })?;
+    let figure = path("comparison.png");
+    comparison_figure(&noisy, &denoised, &clean, &figure)?;
+    eprintln!(
+        "files in {}: noisy.h5, clean.h5, model.dimodel (+ loss CSV/PNG), denoised.h5, report.json, comparison.png",
+        args.out.display()
+    );
+    println!("side-by-side figure: {}", figure.display());
+    Ok(())
+}
+
+/// Reads frame `frame` of three movies and the trace of the most active clean pixel.
+fn comparison_figure(noisy: &Path, denoised: &Path, clean: &Path, out: &Path) -> Result<()> {
+    let mut readers = [
+        open_movie(noisy)?,
+        open_movie(denoised)?,
+        open_movie(clean)?,
+    ];
+    let info = readers[0].info().clone();
+    let plane = info.height * info.width;
+    let frames = TRACE_FRAMES.min(info.frames);
+    let start = (info.frames - frames) / 2;
+    let mut movies: Vec<Vec<f32>> = Vec::new();
+    for reader in readers.iter_mut() {
+        let mut data = vec![0f32; frames * plane];
+        reader.read_frames(start, frames, &mut data)?;
+        movies.push(data);
+    }
+    // The pixel whose clean trace varies most shows the transients best.
+    let pixel = (0..plane)
+        .max_by(|&a, &b| {
+            temporal_std(&movies[2], plane, a).total_cmp(&temporal_std(&movies[2], plane, b))
+        })
+        .unwrap_or(0);
+    // The frame where that pixel is brightest.
+    let frame = (0..frames)
+        .max_by(|&a, &b| movies[2][a * plane + pixel].total_cmp(&movies[2][b * plane + pixel]))
+        .unwrap_or(0);
+    let frame_of = |m: &Vec<f32>| m[frame * plane..(frame + 1) * plane].to_vec();
+    let (raw, den, cln) = (
+        frame_of(&movies[0]),
+        frame_of(&movies[1]),
+        frame_of(&movies[2]),
+    );
+    let trace_of = |m: &Vec<f32>| {
+        (0..frames)
+            .map(|t| m[t * plane + pixel])
+            .collect::<Vec<f32>>()
+    };
+    let traces = [
+        trace_of(&movies[0]),
+        trace_of(&movies[1]),
+        trace_of(&movies[2]),
+    ];
+    let title = format!(
+        "pixel (y {}, x {}), frames {}..{}",
+        pixel / info.width,
+        pixel % info.width,
+        start,
+        start + frames
+    );
+    deepinterp_metrics::plots::comparison_png(
+        out,
+        info.height,
+        info.width,
+        &[
+            (&format!("raw, frame {}", start + frame), &raw),
+            ("denoised", &den),
+            ("ground truth", &cln),
+        ],
+        Some((
+            &title,
+            &[
+                ("raw", &traces[0]),
+                ("denoised", &traces[1]),
+                ("ground truth", &traces[2]),
+            ],
+        )),
+    )?;
+    Ok(())
+}
+
+fn temporal_std(movie: &[f32], plane: usize, pixel: usize) -> f64 {
+    let frames = movie.len() / plane;
+    let values = (0..frames).map(|t| movie[t * plane + pixel] as f64);
+    let mean = values.clone().sum::<f64>() / frames as f64;
+    (values.map(|v| (v - mean).powi(2)).sum::<f64>() / frames as f64).sqrt()
+}

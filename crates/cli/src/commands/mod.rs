@@ -1,0 +1,27 @@
+//! One function per subcommand; each returns what a caller (the demo, tests) may reuse.
+
+mod demo;
+mod denoise;
+mod evaluate;
+mod simulate;
+mod train;
+
+pub use demo::demo;
+pub use denoise::denoise;
+pub use evaluate::evaluate;
+pub use simulate::simulate_2p;
+pub use train::train;
+
+use deepinterp_io::Dtype;
+
+use crate::DtypeArg;
+
+impl From<DtypeArg> for Dtype {
+    fn from(value: DtypeArg) -> Self {
+        match value {
+            DtypeArg::Float32 => Dtype::F32,
+            DtypeArg::Int16 => Dtype::I16,
+            DtypeArg::Uint16 => Dtype::U16,
+        }
+    }
+}

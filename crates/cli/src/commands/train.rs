@@ -1,0 +1,297 @@
+//! `deepinterp train`: settings from flags and an optional TOML file, then the engine's
+//! training loop, with the best model, a loss CSV and a loss-curve PNG written as it goes.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use deepinterp::model::file::{write_atomically, write_model};
+use deepinterp::model::{
+    Modality, Model, ModelSpec, NormalizationPolicy, TrainingSummary, architecture_config,
+};
+use deepinterp::sampling::Window;
+use deepinterp::training::{
+    self, EpochReport, Loss, OptimizerKind, TrainEvent, TrainSettings, ValidationSource,
+};
+use serde::Deserialize;
+
+use crate::backend::{Infer, Train};
+use crate::progress;
+use crate::{LossArg, OptimizerArg, TrainArgs};
+
+/// Settings a TOML file may hold; every key is optional and flags win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainFile {
+    arch: Option<String>,
+    steps: Option<usize>,
+    max_minutes: Option<f64>,
+    pre_frames: Option<usize>,
+    post_frames: Option<usize>,
+    omitted_frames: Option<usize>,
+    loss: Option<LossArg>,
+    optimizer: Option<OptimizerArg>,
+    learning_rate: Option<f64>,
+    lr_halving_epochs: Option<usize>,
+    batch_size: Option<usize>,
+    steps_per_epoch: Option<usize>,
+    patch_size: Option<usize>,
+    validation_fraction: Option<f64>,
+    stats_frames: Option<usize>,
+    seed: Option<u64>,
+}
+
+/// Architecture trained by default: small enough to train well in minutes on 2 CPU cores.
+pub const DEFAULT_ARCH: &str = "unet-d3-w16";
+
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read config", path.display()))?;
+            toml::from_str::<TrainFile>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+        }
+        None => TrainFile::default(),
+    };
+    let window = Window::new(
+        args.window.pre_frames.or(file.pre_frames).unwrap_or(30),
+        args.window.post_frames.or(file.post_frames).unwrap_or(30),
+        args.window
+            .omitted_frames
+            .or(file.omitted_frames)
+            .unwrap_or(0),
+    )?;
+    let arch = args
+        .arch
+        .clone()
+        .or(file.arch)
+        .unwrap_or_else(|| DEFAULT_ARCH.to_string());
+    let network_config = architecture_config(&arch, &window)?;
+    let optimizer = match args
+        .optimizer
+        .or(file.optimizer)
+        .unwrap_or(OptimizerArg::Rmsprop)
+    {
+        OptimizerArg::Rmsprop => OptimizerKind::RmsProp,
+        OptimizerArg::Adam => OptimizerKind::Adam,
+    };
+    let loss = match args.loss.or(file.loss).unwrap_or(LossArg::L1) {
+        LossArg::L1 => Loss::L1,
+        LossArg::L2 => Loss::L2,
+    };
+    let validation = if args.validation.is_empty() {
+        ValidationSource::HeldOut {
+            fraction: args
+                .validation_fraction
+                .or(file.validation_fraction)
+                .unwrap_or(0.1),
+        }
+    } else {
+        ValidationSource::Files(args.validation.clone())
+    };
+    let patch = args.patch_size.or(file.patch_size).unwrap_or(64);
+    let settings = TrainSettings {
+        window,
+        loss,
+        optimizer,
+        learning_rate: args.learning_rate.or(file.learning_rate).unwrap_or(5e-4),
+        lr_halving_epochs: args.lr_halving_epochs.or(file.lr_halving_epochs),
+        batch_size: args.batch_size.or(file.batch_size).unwrap_or(8),
+        steps: args.steps.or(file.steps).unwrap_or(1000),
+        steps_per_epoch: args.steps_per_epoch.or(file.steps_per_epoch).unwrap_or(50),
+        max_minutes: args.max_minutes.or(file.max_minutes),
+        patch_size: (patch > 0).then_some(patch),
+        validation,
+        validation_samples: 16,
+        stats_frames: args.stats_frames.or(file.stats_frames).unwrap_or(100),
+        cache_frames: 512,
+        cache_refresh_steps: 25,
+        seed: args.seed.or(file.seed).unwrap_or(0),
+    };
+    run(args, &arch, network_config, settings)
+}
+
+fn checkpoint_path(model: &Path) -> PathBuf {
+    sibling(model, "checkpoint")
+}
+
+/// `model.ext` → `model.ext.<suffix>`, next to the model.
+pub fn sibling(model: &Path, suffix: &str) -> PathBuf {
+    let mut name = model.as_os_str().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn run(
+    args: &TrainArgs,
+    arch: &str,
+    network_config: deepinterp::model::UNetConfig,
+    settings: TrainSettings,
+) -> Result<()> {
+    let device = Default::default();
+    <Train as burn::tensor::backend::Backend>::seed(&device, settings.seed);
+    let readers = args
+        .inputs
+        .iter()
+        .map(|path| deepinterp_io::open_movie(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let frame_size = {
+        let info = readers[0].info();
+        [info.height, info.width]
+    };
+    let network = network_config.init::<Train>(&device)?;
+    let checkpoint = checkpoint_path(&args.output);
+    if checkpoint.exists() && !args.resume {
+        std::fs::remove_file(&checkpoint)
+            .with_context(|| format!("{}: cannot remove old checkpoint", checkpoint.display()))?;
+    }
+    if args.resume && !checkpoint.exists() {
+        eprintln!(
+            "no checkpoint at {}: starting from scratch",
+            checkpoint.display()
+        );
+    }
+    let mut summary = TrainingSummary {
+        inputs: args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        frame_size: Some(frame_size),
+        steps: 0,
+        batch_size: settings.batch_size,
+        loss: format!("{:?}", settings.loss).to_lowercase(),
+        best_validation_loss: None,
+        history: Vec::new(),
+        seed: settings.seed,
+    };
+    let spec = ModelSpec {
+        architecture: arch.to_string(),
+        modality: Modality::TwoPhoton,
+        network: network_config.clone(),
+        window: settings.window,
+        normalization: NormalizationPolicy {
+            stats_frames: settings.stats_frames,
+        },
+        training: None,
+        source: "deepinterp train".to_string(),
+    };
+    eprintln!(
+        "training {arch} ({} parameters) on {} input(s), window {}/{}/{}, {} steps of {} samples",
+        network_config.parameter_count(),
+        args.inputs.len(),
+        settings.window.pre_frames,
+        settings.window.post_frames,
+        settings.window.omitted_frames,
+        settings.steps,
+        settings.batch_size
+    );
+    let bar = progress::bar(settings.steps as u64, "train", "steps");
+    let csv_path = sibling(&args.output, "loss.csv");
+    let mut history: Vec<EpochReport> = Vec::new();
+    let mut on_event = |event: TrainEvent<'_, Infer>| -> Result<(), deepinterp::EngineError> {
+        match event {
+            TrainEvent::Step { step, loss } => {
+                bar.set_position(step as u64);
+                bar.set_message(format!("train loss {loss:.4}"));
+            }
+            TrainEvent::Epoch { report, network } => {
+                history.push(report.clone());
+                summary.steps = report.step;
+                summary.history = history
+                    .iter()
+                    .map(|r| (r.step, r.train_loss, r.validation_loss))
+                    .collect();
+                if report.improved {
+                    summary.best_validation_loss = report.validation_loss;
+                    let model = Model {
+                        spec: ModelSpec {
+                            training: Some(summary.clone()),
+                            ..spec.clone()
+                        },
+                        network: network.clone(),
+                    };
+                    write_model(&args.output, &model)?;
+                }
+                write_atomically(&csv_path, loss_csv(&history).as_bytes())?;
+                let line = format!(
+                    "epoch {:>3}  step {:>6}  train {:.5}  validation {}  lr {:.2e}{}",
+                    report.epoch,
+                    report.step,
+                    report.train_loss,
+                    report
+                        .validation_loss
+                        .map_or("-".to_string(), |v| format!("{v:.5}")),
+                    report.learning_rate,
+                    if report.improved { "  (saved)" } else { "" }
+                );
+                // The bar hides itself off a terminal (logs, CI); the epoch lines must not.
+                if bar.is_hidden() {
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
+            }
+        }
+        Ok(())
+    };
+    let outcome = training::train::<Train>(
+        network,
+        readers,
+        &settings,
+        &checkpoint,
+        &device,
+        &mut on_event,
+    )?;
+    bar.finish_and_clear();
+    let png_path = sibling(&args.output, "loss.png");
+    let train_points: Vec<(usize, f64)> = outcome
+        .history
+        .iter()
+        .map(|r| (r.step, r.train_loss))
+        .collect();
+    let validation_points: Vec<(usize, f64)> = outcome
+        .history
+        .iter()
+        .filter_map(|r| r.validation_loss.map(|v| (r.step, v)))
+        .collect();
+    deepinterp_metrics::plots::loss_curve_png(
+        &png_path,
+        &train_points,
+        &validation_points,
+        "training loss",
+    )?;
+    eprintln!(
+        "{} steps{}; model {}, loss history {} and {}",
+        outcome.steps,
+        if outcome.stopped_on_time {
+            " (stopped on the time budget)"
+        } else {
+            ""
+        },
+        args.output.display(),
+        csv_path.display(),
+        png_path.display()
+    );
+    Ok(())
+}
+
+fn loss_csv(history: &[EpochReport]) -> String {
+    let mut csv =
+        String::from("epoch,step,train_loss,validation_loss,learning_rate,elapsed_seconds\n");
+    for r in history {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{:.3}",
+            r.epoch,
+            r.step,
+            r.train_loss,
+            r.validation_loss.map_or(String::new(), |v| v.to_string()),
+            r.learning_rate,
+            r.elapsed_seconds
+        );
+    }
+    csv
+}

@@ -1,0 +1,280 @@
+//! `deepinterp`: DeepInterpolation denoising from the command line.
+//!
+//! Subcommands follow the pipeline: `simulate` → `train` → `denoise` → `evaluate`, and `demo`
+//! runs them all on simulated data. Library errors are turned into one-line messages here.
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// DeepInterpolation: self-supervised denoising of two-photon movies.
+#[derive(Parser, Debug)]
+#[command(name = "deepinterp", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a simulated recording with its ground truth.
+    #[command(subcommand)]
+    Simulate(SimulateCommand),
+    /// Train a denoising network on one or more recordings.
+    Train(TrainArgs),
+    /// Denoise a recording with a trained (or Keras) model.
+    Denoise(DenoiseArgs),
+    /// Measure denoising quality: error to ground truth and per-pixel SNR.
+    Evaluate(EvaluateArgs),
+    /// Simulate → train → denoise → evaluate on built-in simulated data.
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum SimulateCommand {
+    /// A two-photon calcium movie: neurons, neuropil, baseline, Poisson shot noise.
+    #[command(name = "2p")]
+    TwoPhoton(Simulate2pArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Simulate2pArgs {
+    /// Noisy movie to write (.h5 or .tif).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Clean (ground-truth) movie to write.
+    #[arg(long)]
+    clean: PathBuf,
+    /// Frames.
+    #[arg(long, default_value_t = 1000)]
+    frames: usize,
+    /// Frame height in pixels.
+    #[arg(long, default_value_t = 128)]
+    height: usize,
+    /// Frame width in pixels.
+    #[arg(long, default_value_t = 128)]
+    width: usize,
+    /// Photons per unit of fluorescence: lower is noisier.
+    #[arg(long)]
+    photons: Option<f32>,
+    /// Number of neurons (default scales with the field of view).
+    #[arg(long)]
+    neurons: Option<usize>,
+    /// Rigid motion amplitude in pixels (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    motion: f32,
+    /// Data type of the noisy movie (the clean one is always float32).
+    #[arg(long, value_enum, default_value_t = DtypeArg::Int16)]
+    dtype: DtypeArg,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct WindowArgs {
+    /// Frames before the predicted frame.
+    #[arg(long)]
+    pre_frames: Option<usize>,
+    /// Frames after the predicted frame.
+    #[arg(long)]
+    post_frames: Option<usize>,
+    /// Frames left out on each side of the predicted frame.
+    #[arg(long)]
+    omitted_frames: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct TrainArgs {
+    /// Training recordings (.h5 with dataset `data` [t,y,x], or .tif).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Model file to write (the best model by validation loss).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Architecture: unet_single_1024 (the paper's) or unet-d<depth>-w<width>.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Optimiser steps.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Stop after this many minutes (the model so far is saved).
+    #[arg(long)]
+    max_minutes: Option<f64>,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// Loss: l1 (paper default) or l2.
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+    /// Optimiser: rmsprop (paper) or adam.
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Learning rate.
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Halve the learning rate every N epochs.
+    #[arg(long)]
+    lr_halving_epochs: Option<usize>,
+    /// Samples per step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Steps per epoch (validation, checkpoint and loss history each epoch).
+    #[arg(long)]
+    steps_per_epoch: Option<usize>,
+    /// Side of square training crops; 0 trains on whole frames.
+    #[arg(long)]
+    patch_size: Option<usize>,
+    /// Validation recordings (default: hold out the tail of each input).
+    #[arg(long)]
+    validation: Vec<PathBuf>,
+    /// Fraction of each input held out for validation when no --validation file is given.
+    #[arg(long)]
+    validation_fraction: Option<f64>,
+    /// Frames (from the head of each file) for the normalisation statistics.
+    #[arg(long)]
+    stats_frames: Option<usize>,
+    /// Resume from the checkpoint next to the output model, if there is one.
+    #[arg(long)]
+    resume: bool,
+    /// TOML file with any of these settings (flags win).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DenoiseArgs {
+    /// Recording to denoise.
+    input: PathBuf,
+    /// Denoised recording to write (.h5 or .tif).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Model: a deepinterp model file or an original Keras .h5.
+    #[arg(long)]
+    model: PathBuf,
+    /// Edge frames: keep (predict every frame), drop (the original's layout), or
+    /// drop-pad-head (the original's output_padding: zeros for the head only).
+    #[arg(long, value_enum, default_value_t = EdgesArg::Keep)]
+    edges: EdgesArg,
+    /// Output data type; integer outputs are rounded and clipped (clipping is reported).
+    #[arg(long, value_enum, default_value_t = DtypeArg::Float32)]
+    dtype: DtypeArg,
+    /// Frames per network call (default from the frame size).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// First frame to process.
+    #[arg(long, default_value_t = 0)]
+    start_frame: usize,
+    /// Last frame to process, inclusive.
+    #[arg(long)]
+    end_frame: Option<usize>,
+    /// Frames (from the head of the file) for the normalisation statistics.
+    #[arg(long)]
+    stats_frames: Option<usize>,
+    /// Window for Keras models, which do not record one (default: half the input frames each side).
+    #[command(flatten)]
+    window: WindowArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct EvaluateArgs {
+    /// The noisy recording.
+    #[arg(long)]
+    noisy: PathBuf,
+    /// The denoised recording.
+    #[arg(long)]
+    denoised: PathBuf,
+    /// The ground truth, when known (simulations).
+    #[arg(long)]
+    clean: Option<PathBuf>,
+    /// Frame of the noisy (and clean) recording that denoised frame 0 corresponds to
+    /// (e.g. 30 for an output made with --edges drop and a 30-frame window).
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct DemoArgs {
+    /// Folder for the demo's files.
+    #[arg(long, default_value = "deepinterp-demo")]
+    out: PathBuf,
+    /// Simulated frames.
+    #[arg(long, default_value_t = 2000)]
+    frames: usize,
+    /// Frame side in pixels.
+    #[arg(long, default_value_t = 96)]
+    size: usize,
+    /// Training budget in minutes.
+    #[arg(long, default_value_t = 3.0)]
+    train_minutes: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum DtypeArg {
+    Float32,
+    Int16,
+    Uint16,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum EdgesArg {
+    Keep,
+    Drop,
+    DropPadHead,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum LossArg {
+    L1,
+    L2,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OptimizerArg {
+    Rmsprop,
+    Adam,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(SimulateCommand::TwoPhoton(args)) => commands::simulate_2p(&args),
+        Command::Train(args) => commands::train(&args),
+        Command::Denoise(args) => commands::denoise(&args).map(|_| ()),
+        Command::Evaluate(args) => commands::evaluate(&args).map(|_| ()),
+        Command::Demo(args) => commands::demo(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: the chain of causes joined, file names included by the library.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The backends this build runs on: CPU by default, CUDA with the `cuda` feature.
+mod backend {
+    #[cfg(not(feature = "cuda"))]
+    pub use deepinterp::backend::{Cpu as Infer, CpuTrain as Train};
+    #[cfg(feature = "cuda")]
+    pub use deepinterp::backend::{Gpu as Infer, GpuTrain as Train};
+}

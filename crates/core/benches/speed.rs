@@ -1,0 +1,149 @@
+//! Speed benchmark (not a test): CPU-seconds per inferred frame and per training step, wall
+//! time and peak RSS, for the paper's `unet_single_1024` and the small default network.
+//!
+//! Run: `cargo bench -p deepinterp --bench speed [-- paper|small|all]`. Figures are printed
+//! next to the original's on our machine kind (REFERENCE.md §6: 2.85 CPU-s per 512×512
+//! inferred frame, 9.6 CPU-s per 1×512×512 training step, peak RSS 3 GB).
+
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsParams, Optimizer, RmsPropConfig};
+use burn::tensor::{Distribution, Tensor, backend::Backend};
+use deepinterp::backend::{Cpu, CpuTrain};
+use deepinterp::model::UNetConfig;
+
+/// User + system CPU seconds of this process so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th overall.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident set size in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Measure {
+    cpu: f64,
+    wall: f64,
+}
+
+fn measure(reps: usize, mut f: impl FnMut()) -> Measure {
+    f(); // warm-up: allocations, thread pool
+    let (cpu0, wall0) = (cpu_seconds(), Instant::now());
+    for _ in 0..reps {
+        f();
+    }
+    Measure {
+        cpu: (cpu_seconds() - cpu0) / reps as f64,
+        wall: wall0.elapsed().as_secs_f64() / reps as f64,
+    }
+}
+
+fn inference(name: &str, config: &UNetConfig, batch: usize, side: usize, reps: usize) {
+    let device = Default::default();
+    let net = config.init::<Cpu>(&device).expect("valid config");
+    let m = measure(reps, || {
+        let x = Tensor::<Cpu, 4>::random(
+            [batch, config.in_channels, side, side],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let y = net.forward(x);
+        let _ = y.into_data();
+    });
+    let gflop = config.forward_flops(side, side) * batch as f64 / 1e9;
+    println!(
+        "{name:<18} infer {batch}x{side}x{side}: {:.3} CPU-s/frame, {:.3} wall-s/frame, {:.1} GFLOP/s, peak RSS {:.0} MiB",
+        m.cpu / batch as f64,
+        m.wall / batch as f64,
+        gflop / m.wall,
+        peak_rss_mib()
+    );
+}
+
+fn train_step(name: &str, config: &UNetConfig, batch: usize, side: usize, reps: usize) {
+    let device = Default::default();
+    let mut net = config.init::<CpuTrain>(&device).expect("valid config");
+    let mut optimizer = RmsPropConfig::new()
+        .with_alpha(0.9)
+        .with_momentum(0.0)
+        .with_epsilon(1e-7)
+        .init();
+    let m = measure(reps, || {
+        let x = Tensor::<CpuTrain, 4>::random(
+            [batch, config.in_channels, side, side],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let t = Tensor::<CpuTrain, 4>::random(
+            [batch, 1, side, side],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let loss = (net.forward(x) - t).abs().mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optimizer.step(1e-4, net.clone(), grads);
+    });
+    let _ = net.valid();
+    println!(
+        "{name:<18} train {batch}x{side}x{side}: {:.3} CPU-s/step, {:.3} wall-s/step, peak RSS {:.0} MiB",
+        m.cpu,
+        m.wall,
+        peak_rss_mib()
+    );
+}
+
+fn main() {
+    let which = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_else(|| "all".into());
+    println!(
+        "machine: {} cores ({}), backend {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(
+                |c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                    .split(':')
+                    .nth(1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string())
+            )
+            .unwrap_or_default(),
+        Cpu::name(&Default::default())
+    );
+    if which == "small" || which == "all" {
+        for arch in [(3, 16), (3, 32), (4, 16)] {
+            let config = UNetConfig::scaled(60, arch.0, arch.1);
+            let name = format!("unet-d{}-w{}", arch.0, arch.1);
+            train_step(&name, &config, 8, 64, 5);
+            inference(&name, &config, 4, 128, 3);
+        }
+    }
+    if which == "paper" || which == "all" {
+        let config = UNetConfig::unet_single_1024(60);
+        inference("unet_single_1024", &config, 1, 512, 3);
+        train_step("unet_single_1024", &config, 1, 512, 2);
+        println!(
+            "original (TF 2.15 CPU, same machine kind): 2.85 CPU-s/frame inference, 9.6 CPU-s/step training, peak RSS 3 GB"
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! The one error type of this crate.
+//!
+//! Every variant carries the path of the file it is about, and every message
+//! is a single line that starts with that path, so a user who sees it knows
+//! which file to look at and what is wrong with it.
+
+use std::fmt::Display;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Anything that can go wrong while reading or writing a movie, model or
+/// array file.
+#[derive(Debug, Error)]
+pub enum IoError {
+    /// The file does not exist.
+    #[error("{}: file not found", path.display())]
+    NotFound { path: PathBuf },
+
+    /// An operating-system I/O error (permission denied, disk full, ...).
+    #[error("{}: {action}: {source}", path.display())]
+    Os {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file name has an extension this crate cannot read or write.
+    #[error("{}: unknown movie format '{extension}' (expected .h5, .hdf5, .tif or .tiff)", path.display())]
+    UnknownFormat { path: PathBuf, extension: String },
+
+    /// The file could not be opened as an HDF5 file at all.
+    #[error("{}: not a readable HDF5 file (is it truncated or another format?): {detail}", path.display())]
+    NotHdf5 { path: PathBuf, detail: String },
+
+    /// The file could not be opened as a TIFF file at all.
+    #[error("{}: not a readable TIFF file (is it truncated or another format?): {detail}", path.display())]
+    NotTiff { path: PathBuf, detail: String },
+
+    /// The HDF5 file has no dataset with the requested name.
+    #[error("{}: no dataset '{dataset}' (datasets in the file: {available})", path.display())]
+    MissingDataset {
+        path: PathBuf,
+        dataset: String,
+        available: String,
+    },
+
+    /// The movie does not have the three dimensions [t, y, x].
+    #[error("{}: {what} has {ndims} dimensions, expected 3 [t,y,x]", path.display())]
+    WrongDimensions {
+        path: PathBuf,
+        what: String,
+        ndims: usize,
+    },
+
+    /// The stored element type is not one this crate handles.
+    #[error("{}: unsupported data type {found} (supported: {supported})", path.display())]
+    UnsupportedDtype {
+        path: PathBuf,
+        found: String,
+        supported: &'static str,
+    },
+
+    /// The movie has no frames or an empty frame.
+    #[error("{}: movie is empty (shape [{frames}, {height}, {width}])", path.display())]
+    EmptyMovie {
+        path: PathBuf,
+        frames: usize,
+        height: usize,
+        width: usize,
+    },
+
+    /// Pages of a multi-page TIFF differ in size or type.
+    #[error("{}: page {page} is {found}, but page 0 is {expected}; all pages must match", path.display())]
+    InconsistentPages {
+        path: PathBuf,
+        page: usize,
+        found: String,
+        expected: String,
+    },
+
+    /// A frame read from the file holds NaN or infinity.
+    #[error("{}: frame {frame} contains a non-finite value ({value})", path.display())]
+    NonFinite {
+        path: PathBuf,
+        frame: usize,
+        value: f32,
+    },
+
+    /// A read asked for frames past the end of the movie.
+    #[error("{}: frames {start}..{end} requested, but the movie has {frames} frames", path.display())]
+    FrameRange {
+        path: PathBuf,
+        start: usize,
+        end: usize,
+        frames: usize,
+    },
+
+    /// A caller-supplied buffer has the wrong length.
+    #[error("{}: buffer holds {actual} values, expected {expected}", path.display())]
+    BufferSize {
+        path: PathBuf,
+        expected: usize,
+        actual: usize,
+    },
+
+    /// A writer got more or fewer frames than it was created for.
+    #[error("{}: {written} frames written, but {expected} were announced", path.display())]
+    FrameCount {
+        path: PathBuf,
+        written: usize,
+        expected: usize,
+    },
+
+    /// The HDF5 library reported an error on a file that did open.
+    #[error("{}: HDF5 error while {action}: {detail}", path.display())]
+    Hdf5 {
+        path: PathBuf,
+        action: String,
+        detail: String,
+    },
+
+    /// The TIFF library reported an error on a file that did open.
+    #[error("{}: TIFF error while {action}: {detail}", path.display())]
+    Tiff {
+        path: PathBuf,
+        action: String,
+        detail: String,
+    },
+
+    /// A `.npy` file is malformed or holds something other than
+    /// little-endian float32 in C order.
+    #[error("{}: bad .npy file: {detail}", path.display())]
+    Npy { path: PathBuf, detail: String },
+
+    /// A Keras model file lacks something a DeepInterpolation model has.
+    #[error("{}: bad Keras model file: {detail}", path.display())]
+    Keras { path: PathBuf, detail: String },
+
+    /// Arguments that cannot describe a movie (e.g. an output dtype that can
+    /// only be read).
+    #[error("{}: {detail}", path.display())]
+    InvalidRequest { path: PathBuf, detail: String },
+}
+
+/// Squashes a library error message onto one line, so that every
+/// [`IoError`] message stays a single line.
+pub(crate) fn one_line(detail: impl Display) -> String {
+    detail
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line_and_start_with_the_path() {
+        let err = IoError::WrongDimensions {
+            path: PathBuf::from("data.h5"),
+            what: "dataset 'data'".into(),
+            ndims: 2,
+        };
+        assert_eq!(
+            err.to_string(),
+            "data.h5: dataset 'data' has 2 dimensions, expected 3 [t,y,x]"
+        );
+        let err = IoError::Hdf5 {
+            path: PathBuf::from("x.h5"),
+            action: "reading".into(),
+            detail: one_line("line one\n  line two"),
+        };
+        assert!(!err.to_string().contains('\n'));
+        assert!(err.to_string().starts_with("x.h5: "));
+    }
+}

@@ -1,0 +1,485 @@
+//! The format-independent movie API: element types, movie shape, the reader
+//! and writer traits, the choice of format by file extension, the value
+//! conversions shared by every format, and the temporary-file guard that
+//! makes every writer atomic.
+//!
+//! A movie is a stack of frames `[t][y][x]`. Readers hand frames out as
+//! `f32`; writers take `f32` and convert to the stored type.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::IoError;
+
+/// The element type a movie is stored as.
+///
+/// `I16`, `U16` and `F32` can be read and written. `U8` and `F64` can only
+/// be read: they are accepted as input and converted to `f32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dtype {
+    I16,
+    U16,
+    F32,
+    /// Read-only: 8-bit unsigned input.
+    U8,
+    /// Read-only: float64 input (converted to f32 on read).
+    F64,
+}
+
+impl Dtype {
+    /// The numpy-style name: `int16`, `uint16`, `float32`, `uint8`, `float64`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::I16 => "int16",
+            Dtype::U16 => "uint16",
+            Dtype::F32 => "float32",
+            Dtype::U8 => "uint8",
+            Dtype::F64 => "float64",
+        }
+    }
+
+    /// Bytes per stored element.
+    pub fn size_bytes(self) -> usize {
+        match self {
+            Dtype::U8 => 1,
+            Dtype::I16 | Dtype::U16 => 2,
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+
+    /// Whether movies can be written with this type.
+    pub fn is_writable(self) -> bool {
+        matches!(self, Dtype::I16 | Dtype::U16 | Dtype::F32)
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error of [`Dtype::from_str`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dtype '{0}' (expected int16, uint16, float32, uint8 or float64)")]
+pub struct ParseDtypeError(pub String);
+
+impl FromStr for Dtype {
+    type Err = ParseDtypeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "int16" | "i16" => Ok(Dtype::I16),
+            "uint16" | "u16" => Ok(Dtype::U16),
+            "float32" | "f32" => Ok(Dtype::F32),
+            "uint8" | "u8" => Ok(Dtype::U8),
+            "float64" | "f64" => Ok(Dtype::F64),
+            _ => Err(ParseDtypeError(s.to_string())),
+        }
+    }
+}
+
+/// Shape and element type of a movie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MovieInfo {
+    pub frames: usize,
+    pub height: usize,
+    pub width: usize,
+    pub dtype: Dtype,
+}
+
+impl MovieInfo {
+    /// Pixels in one frame.
+    pub fn frame_len(&self) -> usize {
+        self.height * self.width
+    }
+}
+
+/// Reads frames of one movie file.
+pub trait MovieReader: Send {
+    fn info(&self) -> &MovieInfo;
+    fn path(&self) -> &Path;
+    /// Reads frames `[start, start+count)` converted to f32, row-major
+    /// `[count][height][width]`, into `out` (len == count*h*w).
+    ///
+    /// Streams: reads only those frames from disk (HDF5 hyperslab / TIFF
+    /// pages), never the whole movie. A non-finite value (NaN/inf) is an
+    /// error naming the file and frame index.
+    fn read_frames(&mut self, start: usize, count: usize, out: &mut [f32]) -> Result<(), IoError>;
+}
+
+/// Writes the frames of one movie file, atomically.
+pub trait MovieWriter {
+    /// Appends `count` frames (row-major f32). Values are converted to the
+    /// output dtype: for int16/uint16 rounded to nearest (ties to even, as
+    /// numpy's `rint`) and clipped to the type's range; clipped values (and
+    /// NaN, written as 0) are counted.
+    fn write_frames(&mut self, frames: &[f32], count: usize) -> Result<(), IoError>;
+    /// Checks that exactly the announced number of frames was written,
+    /// flushes, and atomically renames the temp file onto the final path.
+    fn finish(self: Box<Self>) -> Result<WriteSummary, IoError>;
+}
+
+/// What a finished writer wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub frames: usize,
+    pub clipped_values: u64,
+    pub path: PathBuf,
+}
+
+/// The file formats this crate reads and writes movies in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MovieFormat {
+    Hdf5,
+    Tiff,
+}
+
+impl MovieFormat {
+    pub(crate) fn from_path(path: &Path) -> Result<Self, IoError> {
+        let extension = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match extension.as_str() {
+            "h5" | "hdf5" => Ok(MovieFormat::Hdf5),
+            "tif" | "tiff" => Ok(MovieFormat::Tiff),
+            _ => Err(IoError::UnknownFormat {
+                path: path.to_path_buf(),
+                extension: if extension.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    format!(".{extension}")
+                },
+            }),
+        }
+    }
+}
+
+/// The HDF5 dataset a movie is read from unless another is named.
+pub const DEFAULT_DATASET: &str = "data";
+
+/// Opens a movie, choosing the format by extension: `.h5`/`.hdf5` read the
+/// HDF5 dataset `data`, `.tif`/`.tiff` read a multi-page TIFF.
+pub fn open_movie(path: &Path) -> Result<Box<dyn MovieReader>, IoError> {
+    match MovieFormat::from_path(path)? {
+        MovieFormat::Hdf5 => Ok(Box::new(crate::hdf5::Hdf5MovieReader::open(
+            path,
+            DEFAULT_DATASET,
+        )?)),
+        MovieFormat::Tiff => Ok(Box::new(crate::tiff::TiffMovieReader::open(path)?)),
+    }
+}
+
+/// Opens the HDF5 dataset `dataset` (a path such as `data` or
+/// `acquisition/TwoPhotonSeries/data`) of an HDF5 file as a movie.
+pub fn open_movie_dataset(path: &Path, dataset: &str) -> Result<Box<dyn MovieReader>, IoError> {
+    Ok(Box::new(crate::hdf5::Hdf5MovieReader::open(path, dataset)?))
+}
+
+/// Creates a movie writer; `info.frames` is the number of frames that will
+/// be written. The format is chosen by extension (`.h5`/`.hdf5`,
+/// `.tif`/`.tiff`).
+pub fn create_movie(path: &Path, info: &MovieInfo) -> Result<Box<dyn MovieWriter>, IoError> {
+    let format = MovieFormat::from_path(path)?;
+    check_writable_info(path, info)?;
+    match format {
+        MovieFormat::Hdf5 => Ok(Box::new(crate::hdf5::Hdf5MovieWriter::create(path, info)?)),
+        MovieFormat::Tiff => crate::tiff::create_tiff_writer(path, info),
+    }
+}
+
+fn check_writable_info(path: &Path, info: &MovieInfo) -> Result<(), IoError> {
+    if !info.dtype.is_writable() {
+        return Err(IoError::UnsupportedDtype {
+            path: path.to_path_buf(),
+            found: format!("{} for output", info.dtype),
+            supported: "int16, uint16, float32",
+        });
+    }
+    if info.frames == 0 || info.height == 0 || info.width == 0 {
+        return Err(IoError::EmptyMovie {
+            path: path.to_path_buf(),
+            frames: info.frames,
+            height: info.height,
+            width: info.width,
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Checks shared by the readers.
+// ---------------------------------------------------------------------------
+
+/// Checks a `read_frames` request against the movie and the buffer.
+pub(crate) fn check_read_request(
+    path: &Path,
+    info: &MovieInfo,
+    start: usize,
+    count: usize,
+    out_len: usize,
+) -> Result<(), IoError> {
+    let end = start.saturating_add(count);
+    if end > info.frames {
+        return Err(IoError::FrameRange {
+            path: path.to_path_buf(),
+            start,
+            end,
+            frames: info.frames,
+        });
+    }
+    let expected = count * info.frame_len();
+    if out_len != expected {
+        return Err(IoError::BufferSize {
+            path: path.to_path_buf(),
+            expected,
+            actual: out_len,
+        });
+    }
+    Ok(())
+}
+
+/// Fails on the first NaN or infinity in `frames`, naming its frame
+/// (`first_frame` is the movie index of the first frame in the slice).
+pub(crate) fn check_finite(
+    path: &Path,
+    frames: &[f32],
+    frame_len: usize,
+    first_frame: usize,
+) -> Result<(), IoError> {
+    if frames.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    for (i, frame) in frames.chunks(frame_len.max(1)).enumerate() {
+        if let Some(value) = frame.iter().copied().find(|v| !v.is_finite()) {
+            return Err(IoError::NonFinite {
+                path: path.to_path_buf(),
+                frame: first_frame + i,
+                value,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a `write_frames` call: buffer length and announced frame count.
+pub(crate) fn check_write_request(
+    path: &Path,
+    info: &MovieInfo,
+    written: usize,
+    frames_len: usize,
+    count: usize,
+) -> Result<(), IoError> {
+    let expected = count * info.frame_len();
+    if frames_len != expected {
+        return Err(IoError::BufferSize {
+            path: path.to_path_buf(),
+            expected,
+            actual: frames_len,
+        });
+    }
+    if written + count > info.frames {
+        return Err(IoError::FrameCount {
+            path: path.to_path_buf(),
+            written: written + count,
+            expected: info.frames,
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// f32 -> stored type.
+// ---------------------------------------------------------------------------
+
+/// An element type movies are written as.
+pub(crate) trait OutputSample: Copy + Default + Send + Sync + 'static {
+    /// Converts one value; the flag is true when it had to be clipped
+    /// (or was NaN, stored as 0).
+    fn from_f32(value: f32) -> (Self, bool);
+}
+
+macro_rules! integer_output_sample {
+    ($t:ty) => {
+        impl OutputSample for $t {
+            #[inline]
+            fn from_f32(value: f32) -> (Self, bool) {
+                if value.is_nan() {
+                    return (0, true);
+                }
+                let rounded = value.round_ties_even();
+                if rounded < <$t>::MIN as f32 {
+                    (<$t>::MIN, true)
+                } else if rounded > <$t>::MAX as f32 {
+                    (<$t>::MAX, true)
+                } else {
+                    (rounded as $t, false)
+                }
+            }
+        }
+    };
+}
+integer_output_sample!(i16);
+integer_output_sample!(u16);
+
+impl OutputSample for f32 {
+    #[inline]
+    fn from_f32(value: f32) -> (Self, bool) {
+        (value, false)
+    }
+}
+
+/// Converts `src` into `dst` (same length), returning how many values were
+/// clipped.
+pub(crate) fn convert_output<T: OutputSample>(src: &[f32], dst: &mut [T]) -> u64 {
+    let mut clipped = 0u64;
+    for (d, &s) in dst.iter_mut().zip(src) {
+        let (v, was_clipped) = T::from_f32(s);
+        *d = v;
+        clipped += u64::from(was_clipped);
+    }
+    clipped
+}
+
+// ---------------------------------------------------------------------------
+// Atomic output.
+// ---------------------------------------------------------------------------
+
+/// A temporary file next to the final output path. Dropping it removes the
+/// temporary file; [`TempOutput::commit`] renames it onto the final path.
+/// Writers own one, so an error, a panic or an unwinding Ctrl-C never leaves
+/// a half-written file at the final path.
+#[derive(Debug)]
+pub(crate) struct TempOutput {
+    temp_path: PathBuf,
+    final_path: PathBuf,
+    committed: bool,
+}
+
+impl TempOutput {
+    /// Picks a fresh temporary path `.NAME.tmp-<pid>-<n>` in the directory
+    /// of `final_path`. The file itself is created by the format writer.
+    pub(crate) fn new(final_path: &Path) -> Result<Self, IoError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let file_name = final_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| IoError::InvalidRequest {
+                path: final_path.to_path_buf(),
+                detail: "output path has no valid file name".to_string(),
+            })?;
+        let dir = match final_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(IoError::InvalidRequest {
+                path: final_path.to_path_buf(),
+                detail: format!("output directory {} does not exist", dir.display()),
+            });
+        }
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let temp_path = dir.join(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
+        Ok(Self {
+            temp_path,
+            final_path: final_path.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    pub(crate) fn temp_path(&self) -> &Path {
+        &self.temp_path
+    }
+
+    pub(crate) fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// Renames the (closed, flushed) temporary file onto the final path.
+    pub(crate) fn commit(mut self) -> Result<PathBuf, IoError> {
+        std::fs::rename(&self.temp_path, &self.final_path).map_err(|source| IoError::Os {
+            path: self.final_path.clone(),
+            action: "renaming the finished temporary file onto the output",
+            source,
+        })?;
+        self.committed = true;
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Nothing useful can be done with an error here: the file may
+            // never have been created.
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
+}
+
+/// Returns [`IoError::NotFound`] when `path` does not exist, so that the
+/// format readers do not turn a missing file into a confusing format error.
+pub(crate) fn require_file(path: &Path) -> Result<(), IoError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(IoError::InvalidRequest {
+            path: path.to_path_buf(),
+            detail: "is a directory, not a file".to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(IoError::NotFound {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(IoError::Os {
+            path: path.to_path_buf(),
+            action: "opening",
+            source,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtype_parses_and_prints() {
+        for d in [Dtype::I16, Dtype::U16, Dtype::F32, Dtype::U8, Dtype::F64] {
+            assert_eq!(d.to_string().parse::<Dtype>(), Ok(d));
+        }
+        assert_eq!("Float32".parse::<Dtype>(), Ok(Dtype::F32));
+        assert!("int64".parse::<Dtype>().is_err());
+    }
+
+    #[test]
+    fn integer_conversion_rounds_and_clips() {
+        let src = [1.5f32, 2.5, -0.6, 40000.0, -40000.0, f32::NAN, 32767.4];
+        let mut dst = [0i16; 7];
+        let clipped = convert_output(&src, &mut dst);
+        assert_eq!(dst, [2, 2, -1, 32767, -32768, 0, 32767]);
+        assert_eq!(clipped, 3);
+
+        let mut dst = [0u16; 3];
+        let clipped = convert_output(&[-1.0, 65535.4, 65536.0], &mut dst);
+        assert_eq!(dst, [0, 65535, 65535]);
+        assert_eq!(clipped, 2);
+    }
+
+    #[test]
+    fn format_follows_extension() {
+        assert_eq!(
+            MovieFormat::from_path(Path::new("a.H5")).ok(),
+            Some(MovieFormat::Hdf5)
+        );
+        assert_eq!(
+            MovieFormat::from_path(Path::new("a.tiff")).ok(),
+            Some(MovieFormat::Tiff)
+        );
+        let err = MovieFormat::from_path(Path::new("movie.avi")).unwrap_err();
+        assert!(err.to_string().contains("movie.avi"), "{err}");
+    }
+}

@@ -1,0 +1,75 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Errors from evaluation and plotting.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A buffer does not hold `count` frames of `height × width`.
+    #[error(
+        "{buffer} buffer has {actual} values, expected {expected} ({count} frames of {height}x{width})"
+    )]
+    BufferLength {
+        /// Which buffer ("noisy", "denoised", "clean", …).
+        buffer: &'static str,
+        /// Its length.
+        actual: usize,
+        /// The length it should have.
+        expected: usize,
+        /// Frames announced for this push.
+        count: usize,
+        /// Frame height.
+        height: usize,
+        /// Frame width.
+        width: usize,
+    },
+    /// More frames were pushed than announced to [`crate::Evaluator::new`].
+    #[error("pushing {pushing} frames after {received} exceeds the {announced} frames announced")]
+    TooManyFrames {
+        /// Frames announced.
+        announced: usize,
+        /// Frames received before this push.
+        received: usize,
+        /// Frames in this push.
+        pushing: usize,
+    },
+    /// `finish` was called before every announced frame was pushed.
+    #[error("only {received} of the {announced} announced frames were pushed")]
+    MissingFrames {
+        /// Frames announced.
+        announced: usize,
+        /// Frames received.
+        received: usize,
+    },
+    /// A value is NaN or infinite.
+    #[error("{buffer} frame {frame} has a non-finite value at pixel {pixel}")]
+    NonFinite {
+        /// Which buffer.
+        buffer: &'static str,
+        /// Frame index in the movie.
+        frame: usize,
+        /// Pixel index within the frame.
+        pixel: usize,
+    },
+    /// Clean frames were given although the evaluator was built without them, or missing
+    /// although it was built with them.
+    #[error("clean frames {0}")]
+    CleanMismatch(&'static str),
+    /// A size is zero or too large.
+    #[error("invalid dimensions: {0}")]
+    InvalidDimensions(String),
+    /// Nothing to draw.
+    #[error("nothing to plot: {0}")]
+    EmptyPlot(&'static str),
+    /// Drawing failed.
+    #[error("plotting failed: {0}")]
+    Plot(String),
+    /// Writing the image failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// File being written.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
