@@ -115,6 +115,15 @@ pub struct EpochReport {
 
 /// What the training loop tells its caller.
 pub enum TrainEvent<'a, B: Backend> {
+    /// The data checked out and the loop is about to start.
+    Started {
+        /// Frames available for training, over all inputs.
+        train_frames: usize,
+        /// Fixed validation samples (0: no validation).
+        validation_samples: usize,
+        /// Epochs already run, restored from a checkpoint (empty for a fresh run).
+        resumed_history: &'a [EpochReport],
+    },
     /// A step finished.
     Step {
         /// Steps completed.
@@ -258,6 +267,11 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
         progress = restored;
     }
 
+    on_event(TrainEvent::Started {
+        train_frames: sources.iter().map(|s| s.train_range.len()).sum(),
+        validation_samples: validation.as_ref().map_or(0, Vec::len),
+        resumed_history: &progress.history,
+    })?;
     let mut block = FrameBlock::new(height, width);
     let mut active_source = usize::MAX;
     let mut stopped_on_time = false;
@@ -433,13 +447,25 @@ fn split_sources(
             0
         };
         let train_frames = info.frames.saturating_sub(held_out);
+        if info.frames < window.span() {
+            return Err(EngineError::recording(
+                reader.path(),
+                format!(
+                    "{} frames is too few: a window (pre {}, post {}, omitted {}) spans {}",
+                    info.frames,
+                    window.pre_frames,
+                    window.post_frames,
+                    window.omitted_frames,
+                    window.span()
+                ),
+            ));
+        }
         if train_frames < window.span() {
             return Err(EngineError::recording(
                 reader.path(),
                 format!(
-                    "{} frames ({} for training after holding out {held_out} for validation) is too few: a window spans {}",
+                    "{} frames is too few to hold out {held_out} for validation and keep a {}-frame window for training: give a --validation file or --validation-fraction 0",
                     info.frames,
-                    train_frames,
                     window.span()
                 ),
             ));

@@ -54,6 +54,7 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
     // The writer works on a temp file: any error below drops it and removes the temp file.
     let mut writer = create_movie(&args.output, &info)?;
     let bar = progress::bar(plan.output_frames as u64, "denoise", "frames");
+    let started = std::time::Instant::now();
     inference::run(
         &model,
         reader.as_mut(),
@@ -64,14 +65,17 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
     )?;
     let summary = writer.finish()?;
     bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "denoised {} frames of {} with {} ({}) into {}{}",
+        "denoised {} frames of {} with {} ({}) into {} in {seconds:.1} s ({:.1} frames/s){}{}",
         plan.output_frames,
         args.input.display(),
         args.model.display(),
         model.spec.architecture,
         summary.path.display(),
-        clipped_note(summary.clipped_values)
+        plan.output_frames as f64 / seconds.max(1e-9),
+        clipped_note(summary.clipped_values),
+        progress::peak_rss_note()
     );
     Ok(summary)
 }

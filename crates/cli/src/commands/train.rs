@@ -178,21 +178,35 @@ fn run(
         training: None,
         source: "deepinterp train".to_string(),
     };
-    eprintln!(
-        "training {arch} ({} parameters) on {} input(s), window {}/{}/{}, {} steps of {} samples",
-        network_config.parameter_count(),
-        args.inputs.len(),
-        settings.window.pre_frames,
-        settings.window.post_frames,
-        settings.window.omitted_frames,
-        settings.steps,
-        settings.batch_size
-    );
     let bar = progress::bar(settings.steps as u64, "train", "steps");
     let csv_path = sibling(&args.output, "loss.csv");
     let mut history: Vec<EpochReport> = Vec::new();
     let mut on_event = |event: TrainEvent<'_, Infer>| -> Result<(), deepinterp::EngineError> {
         match event {
+            TrainEvent::Started {
+                train_frames,
+                validation_samples,
+                resumed_history,
+            } => {
+                history = resumed_history.to_vec();
+                let first_step = history.last().map_or(0, |r| r.step);
+                let line = format!(
+                    "training {arch} ({} parameters) on {} input(s) ({train_frames} frames), window {}/{}/{}, {} steps of {} samples, {validation_samples} validation samples{}",
+                    network_config.parameter_count(),
+                    args.inputs.len(),
+                    settings.window.pre_frames,
+                    settings.window.post_frames,
+                    settings.window.omitted_frames,
+                    settings.steps,
+                    settings.batch_size,
+                    if first_step > 0 {
+                        format!(", resuming at step {first_step}")
+                    } else {
+                        String::new()
+                    }
+                );
+                progress::log(&bar, line);
+            }
             TrainEvent::Step { step, loss } => {
                 bar.set_position(step as u64);
                 bar.set_message(format!("train loss {loss:.4}"));
@@ -227,12 +241,7 @@ fn run(
                     report.learning_rate,
                     if report.improved { "  (saved)" } else { "" }
                 );
-                // The bar hides itself off a terminal (logs, CI); the epoch lines must not.
-                if bar.is_hidden() {
-                    eprintln!("{line}");
-                } else {
-                    bar.println(line);
-                }
+                progress::log(&bar, line);
             }
         }
         Ok(())
