@@ -13,7 +13,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// DeepInterpolation: self-supervised denoising of two-photon movies.
 #[derive(Parser, Debug)]
-#[command(name = "deepinterp", version, about, propagate_version = true, args_override_self = true)]
+#[command(
+    name = "deepinterp",
+    version,
+    about,
+    propagate_version = true,
+    args_override_self = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

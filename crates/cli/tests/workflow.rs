@@ -48,7 +48,11 @@ fn same_seed_gives_the_same_model_and_resume_continues_exactly() {
     };
     let straight = history("a.dimodel.loss.csv");
     assert_eq!(straight.len(), 4, "header + 3 epochs: {straight:?}");
-    assert_eq!(history("c.dimodel.loss.csv"), straight, "resumed run diverged");
+    assert_eq!(
+        history("c.dimodel.loss.csv"),
+        straight,
+        "resumed run diverged"
+    );
     assert_eq!(weights(&resumed), weights(&first), "resumed model differs");
     assert!(dir.path().join("c.dimodel.loss.png").exists());
 }

@@ -25,7 +25,9 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
         }
     };
     let model = load_model::<Infer>(&args.model, keras_window, &device)?;
-    if keras_window.is_some() && model.spec.window != keras_window.unwrap_or(model.spec.window) {
+    if let Some(window) = keras_window
+        && model.spec.window != window
+    {
         anyhow::bail!(
             "{}: the model was trained with window {:?}; --pre/--post/--omitted-frames apply to Keras models only",
             args.model.display(),
