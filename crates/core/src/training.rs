@@ -699,9 +699,10 @@ fn load_checkpoint<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
             return Err(fail("truncated"));
         }
         let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
-        let part = rest.get(8..8 + len).ok_or_else(|| fail("truncated"))?;
-        parts.push(part.to_vec());
-        rest = &rest[8 + len..];
+        let end = len.checked_add(8).filter(|&end| end <= rest.len());
+        let end = end.ok_or_else(|| fail("truncated"))?;
+        parts.push(rest[8..end].to_vec());
+        rest = &rest[end..];
     }
     let progress: Progress =
         serde_json::from_slice(&parts[0]).map_err(|_| fail("bad progress record"))?;

@@ -121,9 +121,11 @@ pub fn read_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B
         return Err(fail("truncated model file (no header)".into()));
     }
     let json_len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
-    let json = rest
-        .get(8..8 + json_len)
+    let json_end = json_len
+        .checked_add(8)
+        .filter(|&end| end <= rest.len())
         .ok_or_else(|| fail("truncated model file (header cut short)".into()))?;
+    let json = &rest[8..json_end];
     let header: Header =
         serde_json::from_slice(json).map_err(|e| fail(format!("unreadable model header: {e}")))?;
     if header.format_version > FORMAT_VERSION {
@@ -132,8 +134,9 @@ pub fn read_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B
             header.format_version
         )));
     }
-    let mut values = &rest[8 + json_len..];
+    let mut values = &rest[json_end..];
     let mut take = |shape: &[usize]| -> Result<Vec<f32>, EngineError> {
+        // Shapes were checked against the network's before any take.
         let count: usize = shape.iter().product();
         if values.len() < 4 * count {
             return Err(fail("truncated model file (weights cut short)".into()));
@@ -174,4 +177,58 @@ pub fn read_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B
         spec: header.spec,
         network,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+    use crate::model::{Modality, NormalizationPolicy, UNetConfig};
+    use crate::sampling::Window;
+    use burn::tensor::{Distribution, Tensor};
+
+    fn small_model() -> Model<Cpu> {
+        let config = UNetConfig::scaled(4, 2, 3);
+        Model {
+            spec: ModelSpec {
+                architecture: "unet-d2-w3".into(),
+                modality: Modality::TwoPhoton,
+                network: config.clone(),
+                window: Window::new(2, 2, 0).unwrap(),
+                normalization: NormalizationPolicy::default(),
+                training: None,
+                source: "test".into(),
+            },
+            network: config.init::<Cpu>(&Default::default()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_spec_and_outputs_and_truncation_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.dimodel");
+        let model = small_model();
+        write_model(&path, &model).unwrap();
+        assert!(is_model_file(&path).unwrap());
+        let device = Default::default();
+        let back = read_model::<Cpu>(&path, &device).unwrap();
+        assert_eq!(back.spec, model.spec);
+        let x = Tensor::<Cpu, 4>::random([1, 4, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+        let before = model
+            .network
+            .forward(x.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let after = back.network.forward(x).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(before, after);
+
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let error = read_model::<Cpu>(&path, &device).unwrap_err().to_string();
+        assert!(
+            error.contains("m.dimodel") && error.contains("truncated"),
+            "{error}"
+        );
+    }
 }
