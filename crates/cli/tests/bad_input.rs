@@ -105,6 +105,17 @@ fn denoise_rejects_bad_recordings_cleanly() {
     std::fs::write(&not_a_movie, "hello").unwrap();
     denoise_fails(dir.path(), &model, &not_a_movie, "notes.txt");
 
+    // Denoising a recording onto itself would destroy the raw data.
+    let before = std::fs::read(&noisy).unwrap();
+    let result = run(&["denoise", s(&noisy), "-o", s(&noisy), "--model", s(&model)]);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("refusing to overwrite"));
+    assert_eq!(
+        std::fs::read(&noisy).unwrap(),
+        before,
+        "the input was modified"
+    );
+
     // A model file that is not one.
     let fake_model = dir.path().join("fake.dimodel");
     std::fs::write(&fake_model, "DEEPINTERP-MODEL\nxx").unwrap();
@@ -141,6 +152,16 @@ fn train_rejects_bad_input_cleanly() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(!model.exists());
+
+    let before = std::fs::read(&short).unwrap();
+    let result = run(&["train", s(&short), "-o", s(&short), "--arch", "unet-d1-w4"]);
+    assert!(!result.status.success());
+    assert!(String::from_utf8_lossy(&result.stderr).contains("refusing to overwrite"));
+    assert_eq!(
+        std::fs::read(&short).unwrap(),
+        before,
+        "the input was modified"
+    );
 
     let result = run(&["train", s(&short), "-o", s(&model), "--arch", "resnet"]);
     assert!(!result.status.success());

@@ -35,6 +35,15 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
         );
     }
     let mut reader = open_movie(&args.input)?;
+    // Replacing the raw recording by its denoised version would lose the raw data for good.
+    if let (Ok(input), Ok(output)) = (args.input.canonicalize(), args.output.canonicalize())
+        && input == output
+    {
+        anyhow::bail!(
+            "{}: refusing to overwrite the input recording with its denoised version; choose another -o",
+            args.output.display()
+        );
+    }
     let settings = DenoiseSettings {
         edges: match args.edges {
             EdgesArg::Keep => EdgeMode::Keep,

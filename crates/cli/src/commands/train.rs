@@ -137,6 +137,18 @@ fn run(
         .iter()
         .map(|path| deepinterp_io::open_movie(path))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Ok(output) = args.output.canonicalize()
+        && args
+            .inputs
+            .iter()
+            .chain(&args.validation)
+            .any(|input| input.canonicalize().is_ok_and(|input| input == output))
+    {
+        anyhow::bail!(
+            "{}: refusing to overwrite a training recording with the model; choose another -o",
+            args.output.display()
+        );
+    }
     let frame_size = {
         let info = readers[0].info();
         [info.height, info.width]
