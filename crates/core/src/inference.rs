@@ -184,7 +184,6 @@ pub fn run<B: Backend>(
         progress(plan.head_zero_frames);
     }
     let mut block = FrameBlock::new(height, width);
-    let mut inputs = vec![0f32; plan.batch_size * channels * plane];
     let mut written = plan.head_zero_frames;
     let mut centre = plan.centres.start;
     while centre < plan.centres.end {
@@ -195,15 +194,14 @@ pub fn run<B: Backend>(
         let lowest = sources.iter().flatten().copied().min().unwrap_or(centre);
         let highest = sources.iter().flatten().copied().max().unwrap_or(centre);
         block.load(reader, &plan.normalization, lowest..highest + 1)?;
+        // A fresh buffer per batch is moved into the tensor: no second copy of the inputs.
+        let mut inputs = vec![0f32; batch * channels * plane];
         for (index, sample_sources) in sources.iter().enumerate() {
             let sample = &mut inputs[index * channels * plane..(index + 1) * channels * plane];
             block.gather(sample_sources, Crop::full(height, width), sample);
         }
         let input = Tensor::<B, 4>::from_data(
-            TensorData::new(
-                inputs[..batch * channels * plane].to_vec(),
-                [batch, channels, height, width],
-            ),
+            TensorData::new(inputs, [batch, channels, height, width]),
             device,
         );
         let output = model.network.forward_any_size(input);

@@ -224,25 +224,26 @@ impl FrameBlock {
         let frame_len = self.frame_len();
         let overlap_start = range.start.max(self.start);
         let overlap_end = range.end.min(self.end());
-        let mut data = Vec::with_capacity(range.len() * frame_len);
-        if overlap_start < overlap_end && overlap_start == range.start {
-            // Keep the overlapping head and read only what follows it.
+        // Frames already held at the head of the new range are moved down in place, so a
+        // sliding window reads and normalises each frame once and reuses one buffer.
+        let kept = if overlap_start < overlap_end && overlap_start == range.start {
             let from = (overlap_start - self.start) * frame_len;
             let to = (overlap_end - self.start) * frame_len;
-            data.extend_from_slice(&self.data[from..to]);
-            let missing = range.end - overlap_end;
-            let old = data.len();
-            data.resize(old + missing * frame_len, 0.0);
-            reader.read_frames(overlap_end, missing, &mut data[old..])?;
-            normalization.apply(&mut data[old..]);
+            self.data.copy_within(from..to, 0);
+            overlap_end - overlap_start
         } else {
-            data.resize(range.len() * frame_len, 0.0);
-            reader.read_frames(range.start, range.len(), &mut data)?;
-            normalization.apply(&mut data);
+            0
+        };
+        self.data.resize(range.len() * frame_len, 0.0);
+        let fresh = &mut self.data[kept * frame_len..];
+        let result = reader.read_frames(range.start + kept, range.len() - kept, fresh);
+        if let Err(error) = result {
+            self.frames = 0;
+            return Err(error.into());
         }
+        normalization.apply(fresh);
         self.start = range.start;
         self.frames = range.len();
-        self.data = data;
         Ok(())
     }
 
