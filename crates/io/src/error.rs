@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Anything that can go wrong while reading or writing a movie, model or
-/// array file.
+/// Anything that can go wrong while reading or writing a movie, recording,
+/// model or array file.
 #[derive(Debug, Error)]
 pub enum IoError {
     /// The file does not exist.
@@ -137,6 +137,28 @@ pub enum IoError {
     /// A Keras model file lacks something a DeepInterpolation model has.
     #[error("{}: bad Keras model file: {detail}", path.display())]
     Keras { path: PathBuf, detail: String },
+
+    /// An electrophysiology recording whose header or data is malformed,
+    /// inconsistent or truncated.
+    #[error("{}: {detail}", path.display())]
+    Recording { path: PathBuf, detail: String },
+
+    /// A read asked for samples past the end of a recording.
+    #[error("{}: samples {start}..{end} requested, but the recording has {samples} samples", path.display())]
+    SampleRange {
+        path: PathBuf,
+        start: usize,
+        end: usize,
+        samples: usize,
+    },
+
+    /// A recording writer got more or fewer samples than it was created for.
+    #[error("{}: {written} samples written, but {expected} were announced", path.display())]
+    SampleCount {
+        path: PathBuf,
+        written: usize,
+        expected: usize,
+    },
 
     /// Arguments that cannot describe a movie (e.g. an output dtype that can
     /// only be read).

@@ -109,6 +109,14 @@ pub trait MovieReader: Send {
     /// pages), never the whole movie. A non-finite value (NaN/inf) is an
     /// error naming the file and frame index.
     fn read_frames(&mut self, start: usize, count: usize, out: &mut [f32]) -> Result<(), IoError>;
+    /// Which pixels of a frame carry data (`None`: all of them), row-major like a frame.
+    ///
+    /// Readers that lay a recording out on a grid with empty places (the unused sites of a
+    /// probe's checkerboard) say so here: those pixels are left out of the normalisation
+    /// statistics and are zero after normalisation, as in the original's Neuropixels path.
+    fn site_mask(&self) -> Option<&[bool]> {
+        None
+    }
 }
 
 /// Writes the frames of one movie file, atomically.
