@@ -13,16 +13,26 @@
 //! seed — however the movie is split into [`TwoPhotonSimulator::next_frames`] calls. The crate
 //! knows nothing of file formats.
 //!
+//! [`EphysSimulator`] does the same for extracellular electrophysiology: a Neuropixels-like
+//! spike-band recording (units' multichannel spike templates plus white Gaussian noise, in µV)
+//! with its ground-truth units and spike times; see [`EphysConfig`].
+//!
 //! Modules: `config` (parameters, validation, errors), `scene` (static footprints and
 //! backgrounds), `dynamics` (spikes, calcium, neuropil, motion), `simulator` (rendering and
-//! noise), `rng` (seeded random streams).
+//! noise), `rng` (seeded random streams), `ephys` (the extracellular recording simulator).
 
 mod config;
 mod dynamics;
+mod ephys;
 mod rng;
 mod scene;
 mod simulator;
 
 pub use config::{MAX_FRAME_PIXELS, PIXELS_PER_NEURON, SimError, TwoPhotonConfig};
+pub use ephys::{
+    EphysConfig, EphysSimulator, GroundTruthSpike, MAX_EPHYS_CHANNELS, MAX_EPHYS_FIRING_RATE_HZ,
+    MIN_EPHYS_SAMPLE_RATE_HZ, NEUROPIXELS_CHANNELS, NOISE_BLOCK_SAMPLES, REFRACTORY_PERIOD_S,
+    UnitTemplate, UnitTruth,
+};
 pub use scene::NeuronTruth;
 pub use simulator::{GroundTruthSummary, TwoPhotonSimulator};
