@@ -55,6 +55,58 @@ pub enum MetricsError {
     /// although it was built with them.
     #[error("clean frames {0}")]
     CleanMismatch(&'static str),
+    /// An ephys buffer does not hold `count` samples of `channels` channels.
+    #[error(
+        "{stream} buffer has {actual} values, expected {expected} ({count} samples of {channels} channels)"
+    )]
+    SampleBufferLength {
+        /// Which stream ("noisy", "denoised", "clean").
+        stream: &'static str,
+        /// Its length.
+        actual: usize,
+        /// The length it should have.
+        expected: usize,
+        /// Samples announced for this push.
+        count: usize,
+        /// Channels per sample.
+        channels: usize,
+    },
+    /// An ephys value is NaN or infinite.
+    #[error("{stream} sample {sample} has a non-finite value ({value}) on channel {channel}")]
+    NonFiniteSample {
+        /// Which stream.
+        stream: &'static str,
+        /// Sample index in the recording.
+        sample: u64,
+        /// Channel index.
+        channel: usize,
+        /// The offending value.
+        value: f32,
+    },
+    /// Clean samples were given although the ephys evaluator was built without them, or
+    /// missing although it was built with them.
+    #[error("clean samples {0}")]
+    CleanSamplesMismatch(&'static str),
+    /// A ground-truth spike names a unit that has no [`crate::UnitChannels`] entry.
+    #[error(
+        "spike {index} (sample {sample}) belongs to unit {unit}, but only {units} units are described"
+    )]
+    UnknownUnit {
+        /// Position of the spike in the list given to [`crate::EphysEvaluator::new`].
+        index: usize,
+        /// Its sample.
+        sample: u64,
+        /// Its unit id.
+        unit: u32,
+        /// Units described.
+        units: usize,
+    },
+    /// Ephys evaluation settings or unit descriptions are unusable.
+    #[error("invalid ephys settings: {0}")]
+    InvalidSettings(String),
+    /// `finish` was called before any sample was pushed.
+    #[error("no samples were pushed")]
+    NoSamples,
     /// A size is zero or too large.
     #[error("invalid dimensions: {0}")]
     InvalidDimensions(String),

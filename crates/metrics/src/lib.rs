@@ -8,16 +8,25 @@
 //! `median(trace) / median(std of 100-frame blocks)` before and after denoising. Memory stays
 //! bounded however long the movie is. [`plots`] draws loss curves and side-by-side frame
 //! comparisons to PNG with an embedded font (no system font libraries needed).
+//! [`EphysEvaluator`] does the same for extracellular spike-band recordings (`[sample][channel]`
+//! in µV): channel RMS noise within ±50 µV, error to clean, and waveform cosine and trough
+//! amplitude of known spikes, in an [`EphysReport`].
 //!
 //! Modules: `evaluator` (the report), [`gaussian`] (baseline filters), [`snr`] (SNR definition
-//! and sampling rule), [`plots`] (PNG figures), `error` (errors).
+//! and sampling rule), [`plots`] (PNG figures), [`ephys`] (spike-band metrics and their
+//! definitions), `error` (errors).
 
+pub mod ephys;
 mod error;
 mod evaluator;
 pub mod gaussian;
 pub mod plots;
 pub mod snr;
 
+pub use ephys::{
+    EphysErrorStats, EphysEvalSettings, EphysEvaluator, EphysReport, GroundTruthSpike,
+    SpikeFidelity, UnitChannels, UnitFidelity,
+};
 pub use error::MetricsError;
 pub use evaluator::{ErrorStats, EvalReport, Evaluator, SnrStats};
 pub use gaussian::{BASELINE_SIGMA, SpatialGaussian, SpatioTemporalGaussian, gaussian_kernel};
