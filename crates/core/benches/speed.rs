@@ -1,7 +1,7 @@
 //! Speed benchmark (not a test): CPU-seconds per inferred frame and per training step, wall
 //! time and peak RSS, for the paper's `unet_single_1024` and the small default network.
 //!
-//! Run: `cargo bench -p deepinterp --bench speed [-- paper|paper-infer|small|all]`. Figures are printed
+//! Run: `cargo bench -p deepinterp --bench speed [-- paper|paper-infer|small|ephys|all]`. Figures are printed
 //! next to the original's on our machine kind (REFERENCE.md §6: 2.85 CPU-s per 512×512
 //! inferred frame, 9.6 CPU-s per 1×512×512 training step, peak RSS 3 GB).
 
@@ -55,12 +55,19 @@ fn measure(reps: usize, mut f: impl FnMut()) -> Measure {
     }
 }
 
-fn inference(name: &str, config: &UNetConfig, batch: usize, side: usize, reps: usize) {
+/// Times inference of `batch` frames of `height × width`; returns CPU-seconds per frame.
+fn inference(
+    name: &str,
+    config: &UNetConfig,
+    batch: usize,
+    [height, width]: [usize; 2],
+    reps: usize,
+) -> f64 {
     let device = Default::default();
     let net = config.init::<Cpu>(&device).expect("valid config");
     // Inputs are made once: their random generation is not part of the figure.
     let x = Tensor::<Cpu, 4>::random(
-        [batch, config.in_channels, side, side],
+        [batch, config.in_channels, height, width],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
@@ -68,17 +75,24 @@ fn inference(name: &str, config: &UNetConfig, batch: usize, side: usize, reps: u
         let y = net.forward(x.clone());
         let _ = y.into_data();
     });
-    let gflop = config.forward_flops(side, side) * batch as f64 / 1e9;
+    let gflop = config.forward_flops(height, width) * batch as f64 / 1e9;
     println!(
-        "{name:<18} infer {batch}x{side}x{side}: {:.3} CPU-s/frame, {:.3} wall-s/frame, {:.1} GFLOP/s, peak RSS {:.0} MiB",
+        "{name:<22} infer {batch}x{height}x{width}: {:.4} CPU-s/frame, {:.4} wall-s/frame, {:.1} GFLOP/s, peak RSS {:.0} MiB",
         m.cpu / batch as f64,
         m.wall / batch as f64,
         gflop / m.wall,
         peak_rss_mib()
     );
+    m.cpu / batch as f64
 }
 
-fn train_step(name: &str, config: &UNetConfig, batch: usize, side: usize, reps: usize) {
+fn train_step(
+    name: &str,
+    config: &UNetConfig,
+    batch: usize,
+    [height, width]: [usize; 2],
+    reps: usize,
+) {
     let device = Default::default();
     let mut net = config.init::<CpuTrain>(&device).expect("valid config");
     let mut optimizer = RmsPropConfig::new()
@@ -87,12 +101,12 @@ fn train_step(name: &str, config: &UNetConfig, batch: usize, side: usize, reps: 
         .with_epsilon(1e-7)
         .init();
     let x = Tensor::<CpuTrain, 4>::random(
-        [batch, config.in_channels, side, side],
+        [batch, config.in_channels, height, width],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
     let t = Tensor::<CpuTrain, 4>::random(
-        [batch, 1, side, side],
+        [batch, 1, height, width],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
@@ -103,7 +117,7 @@ fn train_step(name: &str, config: &UNetConfig, batch: usize, side: usize, reps: 
     });
     let _ = net.valid();
     println!(
-        "{name:<18} train {batch}x{side}x{side}: {:.3} CPU-s/step, {:.3} wall-s/step, peak RSS {:.0} MiB",
+        "{name:<22} train {batch}x{height}x{width}: {:.3} CPU-s/step, {:.3} wall-s/step, peak RSS {:.0} MiB",
         m.cpu,
         m.wall,
         peak_rss_mib()
@@ -135,18 +149,44 @@ fn main() {
         for arch in [(3, 16), (3, 32), (4, 16)] {
             let config = UNetConfig::scaled(60, arch.0, arch.1);
             let name = format!("unet-d{}-w{}", arch.0, arch.1);
-            train_step(&name, &config, 8, 64, 5);
-            inference(&name, &config, 4, 128, 3);
+            train_step(&name, &config, 8, [64, 64], 5);
+            inference(&name, &config, 4, [128, 128], 3);
         }
     }
     if which == "paper" || which == "all" || which == "paper-infer" {
         let config = UNetConfig::unet_single_1024(60);
-        inference("unet_single_1024", &config, 1, 512, 3);
+        inference("unet_single_1024", &config, 1, [512, 512], 3);
         if which != "paper-infer" {
-            train_step("unet_single_1024", &config, 1, 512, 2);
+            train_step("unet_single_1024", &config, 1, [512, 512], 2);
         }
         println!(
             "original (TF 2.15 CPU, same machine kind): 2.85 CPU-s/frame inference, 9.6 CPU-s/step training, peak RSS 3 GB"
+        );
+    }
+    if which == "ephys" || which == "all" {
+        // A frame is one time sample of a 384-channel probe on its 384 x 2 grid.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let report = |name: &str, cpu_per_sample: f64| {
+            let per_core = 1.0 / cpu_per_sample;
+            println!(
+                "{name:<22} {:.2} CPU-ms/sample, {per_core:.0} samples/s per core; on {cores} cores {:.0}x slower than real time (30 kHz)",
+                cpu_per_sample * 1e3,
+                30_000.0 / (per_core * cores)
+            );
+        };
+        let config = UNetConfig::unet_single_ephys_1024(60);
+        let cpu = inference("unet_single_ephys_1024", &config, 100, [384, 2], 3);
+        report("unet_single_ephys_1024", cpu);
+        train_step("unet_single_ephys_1024", &config, 100, [384, 2], 2);
+        for (depth, width) in [(3, 16), (4, 32)] {
+            let config = UNetConfig::scaled_probe(60, depth, width);
+            let name = format!("unet-ephys-d{depth}-w{width}");
+            let cpu = inference(&name, &config, 100, [384, 2], 5);
+            report(&name, cpu);
+            train_step(&name, &config, 32, [384, 2], 5);
+        }
+        println!(
+            "original (TF CPU, batch 100, same machine kind): 14.3 CPU-ms per sample, 330x slower than real time on 2 cores"
         );
     }
 }

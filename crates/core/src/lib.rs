@@ -1,6 +1,7 @@
 //! The DeepInterpolation engine.
 //!
 //! - [`sampling`]: windows of neighbouring frames, normalisation, frame blocks;
+//! - [`probe`]: extracellular channels laid out on the network's probe grid, and back;
 //! - [`model`]: the U-Net family, Keras import, our self-describing model file;
 //! - [`training`]: self-supervised training with validation, checkpoints and resume;
 //! - [`inference`]: streaming, chunked denoising of whole recordings;
@@ -13,6 +14,7 @@ pub mod backend;
 pub mod error;
 pub mod inference;
 pub mod model;
+pub mod probe;
 pub mod sampling;
 pub mod training;
 

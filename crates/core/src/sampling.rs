@@ -113,6 +113,7 @@ pub struct Normalization {
 impl Normalization {
     /// Statistics over the first `min(frames, stats_frames)` frames of the recording (the
     /// original's convention: always the head of the file, whatever range is processed).
+    /// Only the pixels of the reader's [`MovieReader::site_mask`] count.
     pub fn from_head(
         reader: &mut dyn MovieReader,
         stats_frames: usize,
@@ -120,35 +121,42 @@ impl Normalization {
         let info = reader.info().clone();
         let frames = info.frames.min(stats_frames.max(1));
         let frame_len = info.height * info.width;
+        let mask: Option<Vec<bool>> = reader.site_mask().map(<[bool]>::to_vec);
         let chunk = (16 << 20) / (4 * frame_len).max(1);
         let chunk = chunk.clamp(1, frames);
         let mut buffer = vec![0f32; chunk * frame_len];
         let (mut sum, mut count) = (0f64, 0usize);
-        let mut sum_sq_dev_pass = Vec::new();
+        let mut squared_deviations = 0f64;
         // Two passes (mean, then squared deviations) keep the variance exact in f64.
         for pass in 0..2 {
             let mean = if count > 0 { sum / count as f64 } else { 0.0 };
             let mut start = 0;
-            let mut sq = 0f64;
             while start < frames {
                 let n = chunk.min(frames - start);
                 let values = &mut buffer[..n * frame_len];
                 reader.read_frames(start, n, values)?;
-                if pass == 0 {
-                    sum += values.iter().map(|&v| v as f64).sum::<f64>();
-                    count += values.len();
-                } else {
-                    sq += values
+                let used = values.chunks(frame_len).flat_map(|frame| {
+                    frame
                         .iter()
-                        .map(|&v| (v as f64 - mean).powi(2))
-                        .sum::<f64>();
+                        .enumerate()
+                        .filter_map(|(pixel, &value)| match &mask {
+                            Some(mask) if !mask[pixel] => None,
+                            _ => Some(value as f64),
+                        })
+                });
+                if pass == 0 {
+                    for value in used {
+                        sum += value;
+                        count += 1;
+                    }
+                } else {
+                    squared_deviations += used.map(|value| (value - mean).powi(2)).sum::<f64>();
                 }
                 start += n;
             }
-            sum_sq_dev_pass.push(sq);
         }
-        let mean = sum / count as f64;
-        let std = (sum_sq_dev_pass[1] / count as f64).sqrt();
+        let mean = sum / count.max(1) as f64;
+        let std = (squared_deviations / count.max(1) as f64).sqrt();
         if !(std.is_finite() && std > 0.0) {
             return Err(EngineError::recording(
                 reader.path(),
@@ -242,6 +250,16 @@ impl FrameBlock {
             return Err(error.into());
         }
         normalization.apply(fresh);
+        if let Some(mask) = reader.site_mask() {
+            // Empty grid sites are zero in normalised units (the original's checkerboard).
+            for frame in fresh.chunks_mut(frame_len) {
+                for (value, &used) in frame.iter_mut().zip(mask) {
+                    if !used {
+                        *value = 0.0;
+                    }
+                }
+            }
+        }
         self.start = range.start;
         self.frames = range.len();
         Ok(())

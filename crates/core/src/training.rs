@@ -7,7 +7,7 @@
 //! a checkpoint (network + optimiser state + progress) that [`train`] resumes from, and the
 //! best model so far (by validation loss) is reported to the caller to save.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
@@ -52,8 +52,8 @@ pub enum ValidationSource {
         /// Fraction of frames held out (0 disables validation).
         fraction: f64,
     },
-    /// Separate recordings (all of their frames).
-    Files(Vec<PathBuf>),
+    /// The separate validation recordings given to [`train`] (all of their frames).
+    Separate,
 }
 
 /// Settings of a training run.
@@ -144,6 +144,9 @@ pub enum TrainEvent<'a, B: Backend> {
 pub type EventSink<'a, B> = dyn FnMut(TrainEvent<'_, B>) -> Result<(), EngineError> + 'a;
 
 /// Validation recordings with their normalisation.
+/// Opened recordings, in the engine's frame view.
+type Recordings = Vec<Box<dyn MovieReader>>;
+
 type ValidationReaders = Vec<(Box<dyn MovieReader>, Normalization)>;
 
 /// Result of a run.
@@ -183,6 +186,7 @@ struct Sample {
 pub fn train<B: AutodiffBackend>(
     network: UNet<B>,
     inputs: Vec<Box<dyn MovieReader>>,
+    validation_inputs: Vec<Box<dyn MovieReader>>,
     settings: &TrainSettings,
     checkpoint: &Path,
     device: &B::Device,
@@ -196,13 +200,25 @@ pub fn train<B: AutodiffBackend>(
                 .with_epsilon(1e-7)
                 .init::<B, UNet<B>>();
             train_with(
-                network, optimizer, inputs, settings, checkpoint, device, on_event,
+                network,
+                optimizer,
+                (inputs, validation_inputs),
+                settings,
+                checkpoint,
+                device,
+                on_event,
             )
         }
         OptimizerKind::Adam => {
             let optimizer = AdamConfig::new().with_epsilon(1e-7).init::<B, UNet<B>>();
             train_with(
-                network, optimizer, inputs, settings, checkpoint, device, on_event,
+                network,
+                optimizer,
+                (inputs, validation_inputs),
+                settings,
+                checkpoint,
+                device,
+                on_event,
             )
         }
     }
@@ -225,7 +241,7 @@ fn settings_fingerprint(settings: &TrainSettings) -> String {
 fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
     mut network: UNet<B>,
     mut optimizer: O,
-    inputs: Vec<Box<dyn MovieReader>>,
+    (inputs, validation_inputs): (Recordings, Recordings),
     settings: &TrainSettings,
     checkpoint: &Path,
     device: &B::Device,
@@ -238,13 +254,22 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
             "batch size and steps per epoch must be positive".into(),
         ));
     }
-    let (mut sources, validation_readers) = split_sources(inputs, settings)?;
+    let (mut sources, validation_readers) = split_sources(inputs, validation_inputs, settings)?;
     let (height, width) = {
         let info = sources[0].reader.info();
         (info.height, info.width)
     };
-    let crop_size = crop_size(&network, settings.patch_size, height, width);
-    let validation = validation_set(&mut sources, validation_readers, settings, crop_size)?;
+    let crop = CropRule {
+        size: crop_size(&network, settings.patch_size, height, width),
+        // A probe grid's checkerboard repeats every two sites: crops keep its phase.
+        alignment: if sources[0].reader.site_mask().is_some() {
+            2
+        } else {
+            1
+        },
+    };
+    let crop_size = crop.size;
+    let validation = validation_set(&mut sources, validation_readers, settings, crop)?;
 
     let fingerprint = settings_fingerprint(settings);
     let mut progress = Progress {
@@ -301,7 +326,7 @@ fn train_with<B: AutodiffBackend, O: Optimizer<UNet<B>, B>>(
             let mut batch_targets =
                 Vec::with_capacity(settings.batch_size * crop_size.0 * crop_size.1);
             for _ in 0..settings.batch_size {
-                let sample = draw_sample(&block, &window, crop_size, &mut rng, height, width);
+                let sample = draw_sample(&block, &window, crop, &mut rng, height, width);
                 batch_inputs.extend_from_slice(&sample.input);
                 batch_targets.extend_from_slice(&sample.target);
             }
@@ -416,6 +441,7 @@ fn crop_size<B: Backend>(
 
 fn split_sources(
     inputs: Vec<Box<dyn MovieReader>>,
+    validation_inputs: Vec<Box<dyn MovieReader>>,
     settings: &TrainSettings,
 ) -> Result<(Vec<Source>, ValidationReaders), EngineError> {
     let window = settings.window;
@@ -439,7 +465,7 @@ fn split_sources(
             ValidationSource::HeldOut { fraction } => {
                 (info.frames as f64 * fraction.clamp(0.0, 0.5)) as usize
             }
-            ValidationSource::Files(_) => 0,
+            ValidationSource::Separate => 0,
         };
         let held_out = if held_out > 0 {
             held_out.max(window.span())
@@ -478,15 +504,15 @@ fn split_sources(
         });
     }
     let mut validation_readers = Vec::new();
-    if let ValidationSource::Files(paths) = &settings.validation {
-        for path in paths {
-            let mut reader = deepinterp_io::open_movie(path)?;
+    if settings.validation == ValidationSource::Separate {
+        for mut reader in validation_inputs {
+            let path = reader.path().to_path_buf();
             let info = reader.info().clone();
             if (info.height, info.width) != (first.height, first.width)
                 || info.frames < window.span()
             {
                 return Err(EngineError::recording(
-                    path,
+                    &path,
                     format!(
                         "validation recording is {}x{}x{}; it needs {}x{} frames and at least {}",
                         info.frames,
@@ -534,10 +560,29 @@ fn refill_cache(
     Ok(index)
 }
 
+/// Size of the training crops and the grid their corners snap to.
+#[derive(Clone, Copy, Debug)]
+struct CropRule {
+    size: (usize, usize),
+    alignment: usize,
+}
+
+impl CropRule {
+    fn draw(&self, rng: &mut StdRng, height: usize, width: usize) -> Crop {
+        let step = self.alignment.max(1);
+        Crop {
+            top: rng.random_range(0..=(height - self.size.0) / step) * step,
+            left: rng.random_range(0..=(width - self.size.1) / step) * step,
+            height: self.size.0,
+            width: self.size.1,
+        }
+    }
+}
+
 fn draw_sample(
     block: &FrameBlock,
     window: &Window,
-    crop_size: (usize, usize),
+    crop: CropRule,
     rng: &mut StdRng,
     height: usize,
     width: usize,
@@ -545,12 +590,7 @@ fn draw_sample(
     let first = block.start() + window.first_full_centre();
     let last = block.end() - 1 - window.post_frames - window.omitted_frames;
     let centre = rng.random_range(first..=last);
-    let crop = Crop {
-        top: rng.random_range(0..=height - crop_size.0),
-        left: rng.random_range(0..=width - crop_size.1),
-        height: crop_size.0,
-        width: crop_size.1,
-    };
+    let crop = crop.draw(rng, height, width);
     cut_sample(block, window, centre, crop)
 }
 
@@ -573,7 +613,7 @@ fn validation_set(
     sources: &mut [Source],
     mut files: ValidationReaders,
     settings: &TrainSettings,
-    crop_size: (usize, usize),
+    crop_rule: CropRule,
 ) -> Result<Option<Vec<Sample>>, EngineError> {
     let window = settings.window;
     let mut regions: Vec<(&mut dyn MovieReader, Normalization, std::ops::Range<usize>)> =
@@ -612,12 +652,7 @@ fn validation_set(
                 &normalization,
                 window_start..window_start + window.span(),
             )?;
-            let crop = Crop {
-                top: rng.random_range(0..=info.height - crop_size.0),
-                left: rng.random_range(0..=info.width - crop_size.1),
-                height: crop_size.0,
-                width: crop_size.1,
-            };
+            let crop = crop_rule.draw(&mut rng, info.height, info.width);
             samples.push(cut_sample(&block, &window, centre, crop));
         }
     }

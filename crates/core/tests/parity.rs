@@ -1,13 +1,17 @@
 //! Parity with the original implementation's goldens (`shared/fixtures/keras`): the paper's
-//! two-photon network reproduces Keras' outputs, and `denoise` reproduces the original's
-//! end-to-end output files. Tolerances are the fixtures README's.
+//! two-photon and Neuropixels networks reproduce Keras' outputs, and denoising reproduces the
+//! original's end-to-end output files. Tolerances are the fixtures README's.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 use deepinterp::backend::Cpu;
 use deepinterp::inference::{self, DenoiseSettings, EdgeMode};
-use deepinterp::model::load_model;
+use deepinterp::model::{Modality, Model, load_model};
+use deepinterp::probe::GridRecording;
+use deepinterp::sampling::Window;
+use deepinterp_io::ephys::{RawLayout, open_ephys};
+use deepinterp_io::{Dtype, MovieReader};
 use deepinterp_io::{IoError, MovieWriter, WriteSummary, open_movie, read_npy_f32};
 
 fn fixtures() -> PathBuf {
@@ -52,7 +56,14 @@ fn network_case(input: &str, output: &str) {
     let device = Default::default();
     let model = load_model::<Cpu>(&dir.join("model_unet_single_1024.h5"), None, &device).unwrap();
     assert_eq!(model.spec.architecture, "unet_single_1024");
+    assert_eq!(model.spec.modality, Modality::TwoPhoton);
     assert_eq!(model.spec.network.parameter_count(), 15_704_769);
+    compare_network(&model, input, output);
+}
+
+fn compare_network(model: &Model<Cpu>, input: &str, output: &str) {
+    let dir = fixtures();
+    let device = Default::default();
     let (shape, data) = read_npy_f32(&dir.join(input)).unwrap();
     let shape: [usize; 4] = shape.try_into().unwrap();
     let nchw = to_nchw(&data, shape);
@@ -157,4 +168,67 @@ fn denoise_padded_variant_matches_original_output() {
         "ophys_e2e_output_variant_padded.h5",
         0.051,
     );
+}
+
+#[test]
+fn unet_single_ephys_1024_matches_keras() {
+    let dir = fixtures();
+    let model = load_model::<Cpu>(
+        &dir.join("model_unet_single_ephys_1024.h5"),
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    assert_eq!(model.spec.architecture, "unet_single_ephys_1024");
+    assert_eq!(model.spec.modality, Modality::Ephys);
+    assert_eq!(model.spec.window, Window::new(30, 30, 1).unwrap());
+    assert_eq!(model.spec.network.parameter_count(), 5_253_057);
+    compare_network(
+        &model,
+        "net_unet_single_ephys_1024_input_2x384x2x60.npy",
+        "net_unet_single_ephys_1024_output_2x384x2x1.npy",
+    );
+}
+
+/// The original's EphysGenerator + core_inferrence on 400 samples of 384 channels: every one
+/// of the 768 grid sites (the checkerboard's empty ones included) of every output sample.
+#[test]
+fn ephys_denoise_drop_matches_original_output() {
+    let dir = fixtures();
+    let device = Default::default();
+    let model =
+        load_model::<Cpu>(&dir.join("model_unet_single_ephys_1024.h5"), None, &device).unwrap();
+    let raw = RawLayout {
+        channels: 384,
+        sample_rate_hz: 30_000.0,
+        dtype: Dtype::I16,
+    };
+    let ephys = open_ephys(&dir.join("ephys_input_raw_400x384_int16.dat"), Some(raw)).unwrap();
+    let mut reader = GridRecording::new(ephys, model.network.size_multiple()[0]);
+    assert_eq!(
+        (reader.info().height, reader.info().width),
+        (384, 2),
+        "Neuropixels grid"
+    );
+    let settings = DenoiseSettings {
+        edges: EdgeMode::Drop,
+        batch_size: Some(100),
+        ..DenoiseSettings::default()
+    };
+    let plan = inference::plan(&model, &mut reader, &settings).unwrap();
+    // The README's statistics: mean 2.0065625, std 66.49175 (float32).
+    assert!((plan.normalization.mean - 2.006_562_5).abs() < 1e-5);
+    assert!((plan.normalization.std - 66.491_75).abs() < 1e-3);
+    let mut golden_reader = open_movie(&dir.join("ephys_e2e_output.h5")).unwrap();
+    let golden_info = golden_reader.info().clone();
+    assert_eq!(plan.output_frames, golden_info.frames, "output length");
+    let mut golden = vec![0f32; golden_info.frames * golden_info.height * golden_info.width];
+    golden_reader
+        .read_frames(0, golden_info.frames, &mut golden)
+        .unwrap();
+    let mut out = Collect(Vec::new());
+    inference::run(&model, &mut reader, &mut out, &plan, &device, &mut |_| {}).unwrap();
+    let diff = max_abs_diff(&out.0, &golden);
+    println!("ephys_e2e_output.h5: max |rust - original| = {diff:.5} (atol 0.011)");
+    assert!(diff <= 0.011, "ephys e2e: max abs diff {diff} > 0.011");
 }

@@ -24,6 +24,46 @@ pub use unet::{UNet, UNetConfig};
 pub enum Modality {
     /// Two-photon calcium imaging movies `[t, y, x]`.
     TwoPhoton,
+    /// Extracellular recordings `[sample, channel]`, laid out on a probe grid (see
+    /// [`crate::probe`]).
+    Ephys,
+}
+
+impl Modality {
+    /// The paper's window for the modality (2P: 30/30/0; Neuropixels: 30/30/1).
+    pub fn default_window(self) -> Window {
+        match self {
+            Modality::TwoPhoton => Window {
+                pre_frames: 30,
+                post_frames: 30,
+                omitted_frames: 0,
+            },
+            Modality::Ephys => Window {
+                pre_frames: 30,
+                post_frames: 30,
+                omitted_frames: 1,
+            },
+        }
+    }
+
+    /// The original's normalisation for the modality: statistics from the first 100 frames
+    /// (2P) or the first 200,000 samples of all channels (ephys).
+    pub fn default_normalization(self) -> NormalizationPolicy {
+        match self {
+            Modality::TwoPhoton => NormalizationPolicy { stats_frames: 100 },
+            Modality::Ephys => NormalizationPolicy {
+                stats_frames: 200_000,
+            },
+        }
+    }
+
+    /// The name users see ("2p", "ephys").
+    pub fn name(self) -> &'static str {
+        match self {
+            Modality::TwoPhoton => "2p",
+            Modality::Ephys => "ephys",
+        }
+    }
 }
 
 /// How a recording's global mean and std are estimated.
@@ -88,31 +128,64 @@ pub struct Model<B: Backend> {
     pub network: UNet<B>,
 }
 
-/// Named architectures that `--arch` accepts.
-pub fn architecture_config(name: &str, window: &Window) -> Result<UNetConfig, EngineError> {
+/// Named architectures that `--arch` accepts, and the modality each is shaped for.
+///
+/// Two-photon: `unet_single_1024` and `unet-d<depth>-w<width>` (3×3 kernels, 2×2 pools).
+/// Ephys: `unet_single_ephys_1024` and `unet-ephys-d<depth>-w<width>` (probe-grid kernels).
+pub fn architecture_config(
+    name: &str,
+    window: &Window,
+) -> Result<(UNetConfig, Modality), EngineError> {
     let channels = window.input_frames();
-    if name == "unet_single_1024" {
-        return Ok(UNetConfig::unet_single_1024(channels));
+    match name {
+        "unet_single_1024" => {
+            return Ok((UNetConfig::unet_single_1024(channels), Modality::TwoPhoton));
+        }
+        "unet_single_ephys_1024" => {
+            return Ok((
+                UNetConfig::unet_single_ephys_1024(channels),
+                Modality::Ephys,
+            ));
+        }
+        _ => {}
     }
-    // "unet-d<depth>-w<base width>", e.g. unet-d3-w16.
-    let parsed = name.strip_prefix("unet-d").and_then(|rest| {
+    let (modality, rest) = match name.strip_prefix("unet-ephys-d") {
+        Some(rest) => (Modality::Ephys, Some(rest)),
+        None => (Modality::TwoPhoton, name.strip_prefix("unet-d")),
+    };
+    let parsed = rest.and_then(|rest| {
         let (depth, width) = rest.split_once("-w")?;
         Some((depth.parse::<usize>().ok()?, width.parse::<usize>().ok()?))
     });
     match parsed {
         Some((depth, width)) if (1..=6).contains(&depth) && width > 0 => {
-            Ok(UNetConfig::scaled(channels, depth, width))
+            let config = match modality {
+                Modality::TwoPhoton => UNetConfig::scaled(channels, depth, width),
+                Modality::Ephys => UNetConfig::scaled_probe(channels, depth, width),
+            };
+            Ok((config, modality))
         }
         _ => Err(EngineError::Settings(format!(
-            "unknown architecture '{name}': use unet_single_1024 or unet-d<depth>-w<width> (e.g. unet-d3-w16)"
+            "unknown architecture '{name}': use unet_single_1024 or unet-d<depth>-w<width> (two-photon, e.g. unet-d3-w16), unet_single_ephys_1024 or unet-ephys-d<depth>-w<width> (ephys)"
         ))),
+    }
+}
+
+/// The modality a network's shape is made for: probe-grid networks (a (2,1) pool, i.e. pooling
+/// along the probe only) are ephys, the rest two-photon.
+pub fn network_modality(config: &UNetConfig) -> Modality {
+    if config.pools.iter().any(|pool| pool[0] != pool[1]) {
+        Modality::Ephys
+    } else {
+        Modality::TwoPhoton
     }
 }
 
 /// Loads a model: our own file, or an original Keras `.h5`.
 ///
-/// A Keras file records no window; `keras_window` supplies it (the paper's two-photon default
-/// is 30/30/0, and the window must have as many frames as the network has input channels).
+/// A Keras file records no window; `keras_window` supplies it (by default the paper's window
+/// of the network's modality: 30/30/0 for two-photon, 30/30/1 for ephys). The window must have
+/// as many frames as the network has input channels.
 pub fn load_model<B: Backend>(
     path: &Path,
     keras_window: Option<Window>,
@@ -123,9 +196,17 @@ pub fn load_model<B: Backend>(
     }
     let imported = keras::import_keras_unet::<B>(path, device)?;
     let channels = imported.config.in_channels;
+    let modality = network_modality(&imported.config);
     let window = match keras_window {
         Some(window) => window,
-        None => Window::new(channels / 2, channels - channels / 2, 0)?,
+        None => {
+            let paper = modality.default_window();
+            if paper.input_frames() == channels {
+                paper
+            } else {
+                Window::new(channels / 2, channels - channels / 2, paper.omitted_frames)?
+            }
+        }
     };
     if window.input_frames() != channels {
         return Err(EngineError::model_file(
@@ -140,16 +221,18 @@ pub fn load_model<B: Backend>(
     }
     let architecture = if imported.config == UNetConfig::unet_single_1024(channels) {
         "unet_single_1024".to_string()
+    } else if imported.config == UNetConfig::unet_single_ephys_1024(channels) {
+        "unet_single_ephys_1024".to_string()
     } else {
         "keras-unet".to_string()
     };
     Ok(Model {
         spec: ModelSpec {
             architecture,
-            modality: Modality::TwoPhoton,
+            modality,
             network: imported.config,
             window,
-            normalization: NormalizationPolicy::default(),
+            normalization: modality.default_normalization(),
             training: None,
             source: format!("keras:{}", path.display()),
         },

@@ -48,6 +48,39 @@ impl UNetConfig {
         Self::uniform(in_channels, &widths, base_width << depth)
     }
 
+    /// The paper's Neuropixels network `unet_single_ephys_1024` (5,253,057 parameters), for a
+    /// `rows × 2` probe grid: 2×2 convs at full resolution with one (2,2) pool that merges the
+    /// two columns, then 3×1 convs with (2,1) pooling along the probe.
+    pub fn unet_single_ephys_1024(in_channels: usize) -> Self {
+        Self::probe(in_channels, &[64, 128, 256, 512], 1024)
+    }
+
+    /// The shape of `unet_single_ephys_1024` with `depth` levels whose widths double from
+    /// `base_width`.
+    pub fn scaled_probe(in_channels: usize, depth: usize, base_width: usize) -> Self {
+        let widths: Vec<usize> = (0..depth).map(|level| base_width << level).collect();
+        Self::probe(in_channels, &widths, base_width << depth)
+    }
+
+    fn probe(in_channels: usize, widths: &[usize], bottleneck_width: usize) -> Self {
+        let depth = widths.len();
+        let mut config = Self {
+            in_channels,
+            encoder_widths: widths.to_vec(),
+            bottleneck_width,
+            encoder_kernels: vec![[3, 1]; depth],
+            bottleneck_kernel: [3, 1],
+            decoder_kernels: vec![[3, 1]; depth],
+            pools: vec![[2, 1]; depth],
+        };
+        if depth > 0 {
+            config.encoder_kernels[0] = [2, 2];
+            config.decoder_kernels[depth - 1] = [2, 2];
+            config.pools[0] = [2, 2];
+        }
+        config
+    }
+
     fn uniform(in_channels: usize, widths: &[usize], bottleneck_width: usize) -> Self {
         Self {
             in_channels,
@@ -344,6 +377,15 @@ mod tests {
     fn paper_network_costs_289_gflop_per_512_frame() {
         let gflop = UNetConfig::unet_single_1024(60).forward_flops(512, 512) / 1e9;
         assert!((gflop - 289.0).abs() < 1.5, "{gflop} GFLOP");
+    }
+
+    #[test]
+    fn ephys_network_has_the_paper_parameter_count_and_cost() {
+        let config = UNetConfig::unet_single_ephys_1024(60);
+        assert_eq!(config.parameter_count(), 5_253_057);
+        let gflop = config.forward_flops(384, 2) / 1e9;
+        assert!((gflop - 0.64).abs() < 0.01, "{gflop} GFLOP");
+        assert_eq!(config.size_multiple(), [16, 2]);
     }
 
     #[test]
