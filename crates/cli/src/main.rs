@@ -1,17 +1,21 @@
 //! `deepinterp`: DeepInterpolation denoising from the command line.
 //!
 //! Subcommands follow the pipeline: `simulate` → `train` → `denoise` → `evaluate`, and `demo`
-//! runs them all on simulated data. Library errors are turned into one-line messages here.
+//! runs them all on simulated data. Recordings are two-photon movies (HDF5, TIFF) or
+//! extracellular recordings (SpikeGLX, Open Ephys, raw binary); the modality comes from the
+//! file. Library errors are turned into one-line messages here.
 
 mod commands;
 mod progress;
+mod recording;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// DeepInterpolation: self-supervised denoising of two-photon movies.
+/// DeepInterpolation: self-supervised denoising of two-photon movies and extracellular
+/// recordings.
 #[derive(Parser, Debug)]
 #[command(
     name = "deepinterp",
@@ -45,6 +49,50 @@ enum SimulateCommand {
     /// A two-photon calcium movie: neurons, neuropil, baseline, Poisson shot noise.
     #[command(name = "2p")]
     TwoPhoton(Simulate2pArgs),
+    /// A spike-band extracellular recording on a Neuropixels 1.0 layout: units with
+    /// multichannel waveforms and Poisson firing, thermal noise. Writes SpikeGLX-style
+    /// .bin + .meta files and the ground-truth spikes and units as CSV beside the noisy file.
+    Ephys(SimulateEphysArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct SimulateEphysArgs {
+    /// Noisy recording to write (.bin, with a .meta beside it).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Clean (ground-truth) recording to write (.bin, with a .meta beside it).
+    #[arg(long)]
+    clean: PathBuf,
+    /// Duration in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Channels (Neuropixels 1.0 positions).
+    #[arg(long, default_value_t = 384)]
+    channels: usize,
+    /// Sample rate in Hz.
+    #[arg(long, default_value_t = 30_000.0)]
+    sample_rate: f64,
+    /// Thermal noise, µV RMS.
+    #[arg(long, default_value_t = 10.0)]
+    noise_uv: f64,
+    /// Number of units (default: one per four channels).
+    #[arg(long)]
+    units: Option<usize>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// How to read a headerless raw extracellular file (`.dat`/`.bin`/`.raw` with no `.meta` or
+/// `structure.oebin` beside it).
+#[derive(Args, Debug, Clone, Default)]
+struct RawArgs {
+    /// Channels interleaved in a headerless raw file.
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Sample rate in Hz of a headerless raw file (default 30000).
+    #[arg(long)]
+    sample_rate: Option<f64>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -96,13 +144,17 @@ struct WindowArgs {
 
 #[derive(Args, Debug, Clone)]
 struct TrainArgs {
-    /// Training recordings (.h5 with dataset `data` [t,y,x], or .tif).
+    /// Training recordings: movies (.h5 with dataset `data` [t,y,x], .tif) or extracellular
+    /// recordings (SpikeGLX .bin + .meta, Open Ephys, raw .dat/.bin with --channels).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    raw: RawArgs,
     /// Model file to write (the best model by validation loss).
     #[arg(short, long)]
     output: PathBuf,
-    /// Architecture: unet_single_1024 (the paper's) or unet-d<depth>-w<width>.
+    /// Architecture: two-photon unet_single_1024 (the paper's) or unet-d<depth>-w<width>;
+    /// ephys unet_single_ephys_1024 (the paper's) or unet-ephys-d<depth>-w<width>.
     #[arg(long)]
     arch: Option<String>,
     /// Optimiser steps.
@@ -131,7 +183,7 @@ struct TrainArgs {
     /// Steps per epoch (validation, checkpoint and loss history each epoch).
     #[arg(long)]
     steps_per_epoch: Option<usize>,
-    /// Side of square training crops; 0 trains on whole frames.
+    /// Side of square training crops; 0 trains on whole frames (the default for ephys).
     #[arg(long)]
     patch_size: Option<usize>,
     /// Validation recordings (default: hold out the tail of each input).
@@ -140,7 +192,8 @@ struct TrainArgs {
     /// Fraction of each input held out for validation when no --validation file is given.
     #[arg(long)]
     validation_fraction: Option<f64>,
-    /// Frames (from the head of each file) for the normalisation statistics.
+    /// Frames (samples, for ephys) from the head of each file for the normalisation
+    /// statistics (default 100; ephys 200000).
     #[arg(long)]
     stats_frames: Option<usize>,
     /// Resume from the checkpoint next to the output model, if there is one.
@@ -158,7 +211,10 @@ struct TrainArgs {
 struct DenoiseArgs {
     /// Recording to denoise.
     input: PathBuf,
-    /// Denoised recording to write (.h5 or .tif).
+    #[command(flatten)]
+    raw: RawArgs,
+    /// Denoised recording to write: .h5 or .tif for movies; for ephys .bin/.dat keeps the
+    /// input's layout (channels, sync, header), .h5 writes the probe grid as the original does.
     #[arg(short, long)]
     output: PathBuf,
     /// Model: a deepinterp model file or an original Keras .h5.
@@ -168,9 +224,10 @@ struct DenoiseArgs {
     /// drop-pad-head (the original's output_padding: zeros for the head only).
     #[arg(long, value_enum, default_value_t = EdgesArg::Keep)]
     edges: EdgesArg,
-    /// Output data type; integer outputs are rounded and clipped (clipping is reported).
-    #[arg(long, value_enum, default_value_t = DtypeArg::Float32)]
-    dtype: DtypeArg,
+    /// Output data type (default float32; ephys .bin/.dat: the input's, int16); integer
+    /// outputs are rounded and clipped (clipping is reported).
+    #[arg(long, value_enum)]
+    dtype: Option<DtypeArg>,
     /// Frames per network call (default from the frame size).
     #[arg(long)]
     batch_size: Option<usize>,
@@ -199,6 +256,12 @@ struct EvaluateArgs {
     /// The ground truth, when known (simulations).
     #[arg(long)]
     clean: Option<PathBuf>,
+    /// Ephys ground-truth spikes (CSV `sample,unit`; default: the simulator's
+    /// `<noisy>.spikes.csv` when it exists, with `<noisy>.units.csv`).
+    #[arg(long)]
+    spikes: Option<PathBuf>,
+    #[command(flatten)]
+    raw: RawArgs,
     /// Frame of the noisy (and clean) recording that denoised frame 0 corresponds to
     /// (e.g. 30 for an output made with --edges drop and a 30-frame window).
     #[arg(long, default_value_t = 0)]
@@ -262,6 +325,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(SimulateCommand::TwoPhoton(args)) => commands::simulate_2p(&args),
+        Command::Simulate(SimulateCommand::Ephys(args)) => commands::simulate_ephys(&args),
         Command::Train(args) => commands::train(&args),
         Command::Denoise(args) => commands::denoise(&args).map(|_| ()),
         Command::Evaluate(args) => commands::evaluate(&args).map(|_| ()),

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use deepinterp_io::open_movie;
 
 use crate::{
-    DemoArgs, DenoiseArgs, DtypeArg, EdgesArg, EvaluateArgs, Simulate2pArgs, TrainArgs, WindowArgs,
+    DemoArgs, DenoiseArgs, DtypeArg, EdgesArg, EvaluateArgs, RawArgs, Simulate2pArgs, TrainArgs,
+    WindowArgs,
 };
 
 /// Frames shown in the trace panel of the comparison figure.
@@ -40,6 +41,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     eprintln!("2/4 train: budget {} min", args.train_minutes);
     super::train(&TrainArgs {
         inputs: vec![noisy.clone()],
+        raw: RawArgs::default(),
         output: model.clone(),
         arch: None,
         steps: Some(100_000),
@@ -63,10 +65,11 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     eprintln!("3/4 denoise");
     super::denoise(&DenoiseArgs {
         input: noisy.clone(),
+        raw: RawArgs::default(),
         output: denoised.clone(),
         model: model.clone(),
         edges: EdgesArg::Keep,
-        dtype: DtypeArg::Float32,
+        dtype: Some(DtypeArg::Float32),
         batch_size: None,
         start_frame: 0,
         end_frame: None,
@@ -79,6 +82,8 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         noisy: noisy.clone(),
         denoised: denoised.clone(),
         clean: Some(clean.clone()),
+        spikes: None,
+        raw: RawArgs::default(),
         offset: 0,
         json: false,
         report: Some(path("report.json")),

@@ -1,14 +1,16 @@
 //! `deepinterp denoise`: plan the output, then stream the recording through the network.
+//! Movies and extracellular recordings share the engine; only opening and writing differ.
 
 use anyhow::Result;
 use deepinterp::inference::{self, DenoiseSettings, EdgeMode};
 use deepinterp::model::load_model;
 use deepinterp::sampling::Window;
-use deepinterp_io::{MovieInfo, WriteSummary, create_movie, open_movie};
+use deepinterp_io::WriteSummary;
 
 use crate::backend::Infer;
 use crate::commands::simulate::clipped_note;
 use crate::progress;
+use crate::recording::{Recording, modality_of};
 use crate::{DenoiseArgs, EdgesArg};
 
 pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
@@ -34,7 +36,19 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
             model.spec.window
         );
     }
-    let mut reader = open_movie(&args.input)?;
+    let modality = modality_of(&args.input);
+    if model.spec.modality != modality {
+        anyhow::bail!(
+            "{}: a {} recording, but {} is a {} model ({})",
+            args.input.display(),
+            modality.name(),
+            args.model.display(),
+            model.spec.modality.name(),
+            model.spec.architecture
+        );
+    }
+    let row_multiple = model.network.size_multiple()[0];
+    let mut recording = Recording::open(&args.input, &args.raw, row_multiple)?;
     // Replacing the raw recording by its denoised version would lose the raw data for good.
     if let (Ok(input), Ok(output)) = (args.input.canonicalize(), args.output.canonicalize())
         && input == output
@@ -55,20 +69,21 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
         end_frame: args.end_frame,
         stats_frames: args.stats_frames,
     };
-    let plan = inference::plan(&model, reader.as_mut(), &settings)?;
-    let info = MovieInfo {
-        frames: plan.output_frames,
-        height: plan.height,
-        width: plan.width,
-        dtype: args.dtype.into(),
+    let plan = inference::plan(&model, recording.reader(), &settings)?;
+    let dtype = args
+        .dtype
+        .map_or_else(|| recording.default_output_dtype(&args.output), Into::into);
+    // The writer works on temp files: any error below drops it and removes them.
+    let mut writer = recording.create_output(&args.output, dtype, &plan)?;
+    let unit = match recording {
+        Recording::Movie(_) => "frames",
+        Recording::Ephys(_) => "samples",
     };
-    // The writer works on a temp file: any error below drops it and removes the temp file.
-    let mut writer = create_movie(&args.output, &info)?;
-    let bar = progress::bar(plan.output_frames as u64, "denoise", "frames");
+    let bar = progress::bar(plan.output_frames as u64, "denoise", unit);
     let started = std::time::Instant::now();
     inference::run(
         &model,
-        reader.as_mut(),
+        recording.reader(),
         writer.as_mut(),
         &plan,
         &device,
@@ -78,7 +93,7 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "denoised {} frames of {} with {} ({}) into {} in {seconds:.1} s ({:.1} frames/s){}{}",
+        "denoised {} {unit} of {} with {} ({}) into {} in {seconds:.1} s ({:.1} {unit}/s){}{}",
         plan.output_frames,
         args.input.display(),
         args.model.display(),

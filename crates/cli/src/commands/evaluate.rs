@@ -1,16 +1,46 @@
-//! `deepinterp evaluate`: streams the recordings through the metrics accumulator.
+//! `deepinterp evaluate`: streams the recordings through the metrics accumulator of their
+//! modality (movies: error to ground truth and pixel SNR; ephys: channel RMS noise and the
+//! fidelity of ground-truth spikes).
 
-use anyhow::{Result, ensure};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use deepinterp::model::Modality;
+use deepinterp_io::ephys::{EphysReader, open_ephys};
 use deepinterp_io::open_movie;
-use deepinterp_metrics::{EvalReport, Evaluator};
+use deepinterp_metrics::{
+    EphysEvalSettings, EphysEvaluator, EphysReport, EvalReport, Evaluator, GroundTruthSpike,
+    UnitChannels,
+};
 
 use crate::EvaluateArgs;
 use crate::progress;
+use crate::recording::modality_of;
 
 /// Frames read per chunk.
 const CHUNK_FRAMES: usize = 64;
 
-pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
+/// Ephys samples read per chunk.
+const CHUNK_SAMPLES: usize = 8192;
+
+pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
+    match modality_of(&args.noisy) {
+        Modality::TwoPhoton => evaluate_movie(args).map(|_| ()),
+        Modality::Ephys => evaluate_ephys(args).map(|_| ()),
+    }
+}
+
+fn write_report(args: &EvaluateArgs, json: &str) -> Result<()> {
+    if let Some(path) = &args.report {
+        deepinterp::model::file::write_atomically(path, json.as_bytes())?;
+    }
+    if args.json {
+        println!("{json}");
+    }
+    Ok(())
+}
+
+pub fn evaluate_movie(args: &EvaluateArgs) -> Result<EvalReport> {
     let mut noisy = open_movie(&args.noisy)?;
     let mut denoised = open_movie(&args.denoised)?;
     let mut clean = args.clean.as_deref().map(open_movie).transpose()?;
@@ -74,13 +104,8 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     }
     bar.finish_and_clear();
     let report = evaluator.finish()?;
-    let json = serde_json::to_string_pretty(&report)?;
-    if let Some(path) = &args.report {
-        deepinterp::model::file::write_atomically(path, json.as_bytes())?;
-    }
-    if args.json {
-        println!("{json}");
-    } else {
+    write_report(args, &serde_json::to_string_pretty(&report)?)?;
+    if !args.json {
         print_summary(&report);
     }
     Ok(report)
@@ -107,4 +132,217 @@ pub fn print_summary(report: &EvalReport) {
         "per-pixel SNR (median): noisy {:.2}, denoised {:.2}, gain {:.2}x",
         report.snr_noisy.median, report.snr_denoised.median, report.snr_gain_median
     );
+}
+
+/// One ephys recording with its µV scale.
+struct Scaled {
+    reader: Box<dyn EphysReader>,
+    microvolts_per_bit: Vec<f32>,
+}
+
+impl Scaled {
+    fn open(path: &Path, args: &EvaluateArgs, fallback: Option<&[f32]>) -> Result<Self> {
+        let reader = open_ephys(path, args.raw.layout())?;
+        let channels = reader.info().neural_channels.len();
+        let microvolts_per_bit = match (&reader.info().microvolts_per_bit, fallback) {
+            (Some(gains), _) => gains.iter().map(|&g| g as f32).collect(),
+            (None, Some(fallback)) => fallback.to_vec(),
+            (None, None) => vec![1.0; channels],
+        };
+        Ok(Self {
+            reader,
+            microvolts_per_bit,
+        })
+    }
+
+    fn read_microvolts(&mut self, start: usize, count: usize, out: &mut [f32]) -> Result<()> {
+        self.reader.read_samples(start, count, out)?;
+        for sample in out.chunks_exact_mut(self.microvolts_per_bit.len()) {
+            for (value, gain) in sample.iter_mut().zip(&self.microvolts_per_bit) {
+                *value *= gain;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The simulator's ground truth beside the noisy file, or the `--spikes` file, with the unit
+/// table beside it.
+fn ground_truth(args: &EvaluateArgs) -> Result<Option<(Vec<GroundTruthSpike>, Vec<UnitChannels>)>> {
+    let spikes_path = match &args.spikes {
+        Some(path) => path.clone(),
+        None => {
+            let beside = args.noisy.with_extension("spikes.csv");
+            if !beside.exists() {
+                return Ok(None);
+            }
+            beside
+        }
+    };
+    let units_path = PathBuf::from(
+        spikes_path
+            .to_string_lossy()
+            .replace("spikes.csv", "units.csv"),
+    );
+    let text = std::fs::read_to_string(&spikes_path)
+        .with_context(|| format!("{}: cannot read spike times", spikes_path.display()))?;
+    let mut spikes = Vec::new();
+    for (line_number, line) in text.lines().enumerate().skip(1) {
+        let parsed = line.split_once(',').and_then(|(sample, unit)| {
+            Some((sample.trim().parse().ok()?, unit.trim().parse().ok()?))
+        });
+        let (sample, unit) = parsed.with_context(|| {
+            format!(
+                "{}: line {}: expected `sample,unit`, found '{line}'",
+                spikes_path.display(),
+                line_number + 1
+            )
+        })?;
+        spikes.push(GroundTruthSpike { sample, unit });
+    }
+    let text = std::fs::read_to_string(&units_path)
+        .with_context(|| format!("{}: cannot read the unit table", units_path.display()))?;
+    let mut units = Vec::new();
+    for (line_number, line) in text.lines().enumerate().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let parsed = (|| {
+            let peak_channel = fields.get(1)?.trim().parse().ok()?;
+            let channels = fields
+                .last()?
+                .split_whitespace()
+                .map(|c| c.parse().ok())
+                .collect::<Option<Vec<usize>>>()?;
+            Some(UnitChannels {
+                peak_channel,
+                channels,
+            })
+        })();
+        units.push(parsed.with_context(|| {
+            format!(
+                "{}: line {}: expected `unit,peak_channel,...,channels`",
+                units_path.display(),
+                line_number + 1
+            )
+        })?);
+    }
+    Ok(Some((spikes, units)))
+}
+
+pub fn evaluate_ephys(args: &EvaluateArgs) -> Result<EphysReport> {
+    let mut noisy = Scaled::open(&args.noisy, args, None)?;
+    let gains = noisy.microvolts_per_bit.clone();
+    let mut denoised = Scaled::open(&args.denoised, args, Some(&gains))?;
+    let mut clean = match &args.clean {
+        Some(path) => Some(Scaled::open(path, args, Some(&gains))?),
+        None => None,
+    };
+    let (n, d) = (noisy.reader.info().clone(), denoised.reader.info().clone());
+    let channels = n.neural_channels.len();
+    ensure!(
+        d.neural_channels.len() == channels,
+        "{}: {} channels, the noisy recording has {channels}",
+        args.denoised.display(),
+        d.neural_channels.len()
+    );
+    ensure!(
+        args.offset + d.samples <= n.samples,
+        "{}: {} samples from offset {} run past the noisy recording's {} samples",
+        args.denoised.display(),
+        d.samples,
+        args.offset,
+        n.samples
+    );
+    if let (Some(clean), Some(path)) = (&clean, &args.clean) {
+        let c = clean.reader.info();
+        ensure!(
+            (c.samples, c.neural_channels.len()) == (n.samples, channels),
+            "{}: {} samples x {} channels, the noisy recording has {} x {channels}",
+            path.display(),
+            c.samples,
+            c.neural_channels.len(),
+            n.samples
+        );
+    }
+    let truth = if clean.is_some() {
+        ground_truth(args)?
+    } else {
+        None
+    };
+    let (spikes, units) = truth.unwrap_or_default();
+    // Spike times are in noisy-recording samples; the evaluator counts from the denoised start.
+    let spikes = spikes
+        .into_iter()
+        .filter(|s| s.sample >= args.offset as u64)
+        .map(|s| GroundTruthSpike {
+            sample: s.sample - args.offset as u64,
+            unit: s.unit,
+        })
+        .collect();
+    let settings = EphysEvalSettings::new(channels, n.sample_rate_hz);
+    let mut evaluator = EphysEvaluator::new(settings, spikes, units, clean.is_some())?;
+    let mut buffers = [
+        vec![0f32; CHUNK_SAMPLES * channels],
+        vec![0f32; CHUNK_SAMPLES * channels],
+        vec![0f32; CHUNK_SAMPLES * channels],
+    ];
+    let bar = progress::bar(d.samples as u64, "evaluate", "samples");
+    let mut done = 0;
+    while done < d.samples {
+        let count = CHUNK_SAMPLES.min(d.samples - done);
+        let len = count * channels;
+        let [noisy_buf, denoised_buf, clean_buf] = &mut buffers;
+        noisy.read_microvolts(args.offset + done, count, &mut noisy_buf[..len])?;
+        denoised.read_microvolts(done, count, &mut denoised_buf[..len])?;
+        let clean_chunk = match clean.as_mut() {
+            Some(clean) => {
+                clean.read_microvolts(args.offset + done, count, &mut clean_buf[..len])?;
+                Some(&clean_buf[..len])
+            }
+            None => None,
+        };
+        evaluator.push(&noisy_buf[..len], &denoised_buf[..len], clean_chunk, count)?;
+        done += count;
+        bar.set_position(done as u64);
+    }
+    bar.finish_and_clear();
+    let report = evaluator.finish()?;
+    write_report(args, &serde_json::to_string_pretty(&report)?)?;
+    if !args.json {
+        print_ephys_summary(&report, n.microvolts_per_bit.is_some());
+    }
+    Ok(report)
+}
+
+/// Human-readable lines of the ephys figures.
+pub fn print_ephys_summary(report: &EphysReport, in_microvolts: bool) {
+    let unit = if in_microvolts {
+        "µV"
+    } else {
+        "raw units (no gain in the header)"
+    };
+    println!(
+        "channel RMS noise (median over {} channels): noisy {:.2}, denoised {:.2} {unit}: {:.2}x lower",
+        report.channels,
+        report.median_rms_noise_noisy_uv,
+        report.median_rms_noise_denoised_uv,
+        report.rms_noise_reduction
+    );
+    if let Some(error) = &report.error {
+        println!(
+            "L2 (MSE) to ground truth: noisy {:.3}, denoised {:.3}: {:.2}x lower",
+            error.mse_noisy, error.mse_denoised, error.l2_reduction
+        );
+    }
+    if let Some(spikes) = &report.spikes {
+        println!(
+            "ground-truth spikes ({} measured): waveform cosine similarity noisy {:.3}, denoised {:.3} (unit means {:.3}); amplitude ratio denoised/clean {:.3} (units {:.3}-{:.3})",
+            spikes.spikes_measured,
+            spikes.cosine_noisy_mean,
+            spikes.cosine_denoised_mean,
+            spikes.unit_mean_cosine_denoised,
+            spikes.amplitude_ratio_mean,
+            spikes.amplitude_ratio_min,
+            spikes.amplitude_ratio_max
+        );
+    }
 }

@@ -1,11 +1,14 @@
-//! `deepinterp simulate 2p`: a ground-truth calcium movie, streamed to disk in chunks.
+//! `deepinterp simulate 2p|ephys`: a ground-truth recording, streamed to disk in chunks.
+
+use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
+use deepinterp_io::ephys::{NewSpikeGlx, create_spikeglx, neuropixels1_positions};
 use deepinterp_io::{Dtype, MovieInfo, create_movie};
-use deepinterp_sim::{TwoPhotonConfig, TwoPhotonSimulator};
+use deepinterp_sim::{EphysConfig, EphysSimulator, TwoPhotonConfig, TwoPhotonSimulator};
 
-use crate::Simulate2pArgs;
 use crate::progress;
+use crate::{Simulate2pArgs, SimulateEphysArgs};
 
 /// Frames rendered and written per chunk.
 const CHUNK_FRAMES: usize = 64;
@@ -91,4 +94,99 @@ pub fn clipped_note(clipped: u64) -> String {
     } else {
         format!("; {clipped} values were clipped to the output type's range")
     }
+}
+
+/// Samples rendered and written per chunk (0.1 s at 30 kHz).
+const CHUNK_SAMPLES: usize = 3000;
+
+/// Neuropixels 1.0 AP gain 500: 2.34375 µV per bit.
+const NP1_MICROVOLTS_PER_BIT: f64 = 1e6 * 0.6 / 512.0 / 500.0;
+
+pub fn simulate_ephys(args: &SimulateEphysArgs) -> Result<()> {
+    let positions = neuropixels1_positions(args.channels);
+    let config = EphysConfig {
+        duration_s: args.duration,
+        sample_rate_hz: args.sample_rate,
+        channels: args.channels,
+        positions_um: positions.iter().map(|p| (p.x_um, p.y_um)).collect(),
+        units: args.units,
+        noise_uv_rms: args.noise_uv,
+        seed: args.seed,
+        ..EphysConfig::default()
+    };
+    let mut simulator = EphysSimulator::new(config).context("invalid simulation settings")?;
+    let samples = simulator.samples();
+    let spec = NewSpikeGlx {
+        sample_rate_hz: args.sample_rate,
+        positions,
+        microvolts_per_bit: NP1_MICROVOLTS_PER_BIT,
+        with_sync_channel: true,
+        samples,
+    };
+    let mut noisy_writer = create_spikeglx(&args.output, &spec)?;
+    let mut clean_writer = create_spikeglx(&args.clean, &spec)?;
+    let channels = args.channels;
+    let mut clean = vec![0f32; CHUNK_SAMPLES * channels];
+    let mut noisy = vec![0f32; CHUNK_SAMPLES * channels];
+    let bar = progress::bar(samples as u64, "simulate", "samples");
+    let to_bits = (1.0 / NP1_MICROVOLTS_PER_BIT) as f32;
+    let mut done = 0;
+    while done < samples {
+        let count = CHUNK_SAMPLES.min(samples - done);
+        let len = count * channels;
+        let rendered = simulator.next_samples(count, &mut clean[..len], &mut noisy[..len]);
+        anyhow::ensure!(
+            rendered == count,
+            "simulator stopped after {} samples",
+            done + rendered
+        );
+        for value in clean[..len].iter_mut().chain(&mut noisy[..len]) {
+            *value *= to_bits;
+        }
+        noisy_writer.write_samples(&noisy[..len], count)?;
+        clean_writer.write_samples(&clean[..len], count)?;
+        done += count;
+        bar.set_position(done as u64);
+    }
+    let noisy_summary = noisy_writer.finish()?;
+    clean_writer.finish()?;
+    bar.finish_and_clear();
+    let spikes_path = args.output.with_extension("spikes.csv");
+    let units_path = args.output.with_extension("units.csv");
+    let spikes = simulator.spikes();
+    let mut csv = String::from("sample,unit\n");
+    for spike in &spikes {
+        let _ = writeln!(csv, "{},{}", spike.sample, spike.unit);
+    }
+    deepinterp::model::file::write_atomically(&spikes_path, csv.as_bytes())?;
+    let mut csv = String::from("unit,peak_channel,x_um,y_um,z_um,amplitude_uv,rate_hz,channels\n");
+    for (index, unit) in simulator.units().iter().enumerate() {
+        let channels: Vec<String> = unit.channels.iter().map(usize::to_string).collect();
+        let _ = writeln!(
+            csv,
+            "{index},{},{},{},{},{},{},{}",
+            unit.peak_channel,
+            unit.x_um,
+            unit.y_um,
+            unit.z_um,
+            unit.amplitude_uv,
+            unit.firing_rate_hz,
+            channels.join(" ")
+        );
+    }
+    deepinterp::model::file::write_atomically(&units_path, csv.as_bytes())?;
+    eprintln!(
+        "wrote {} ({samples} samples x {channels} channels + sync, {:.1} s at {} Hz, noise {} µV RMS, int16 at {NP1_MICROVOLTS_PER_BIT} µV/bit), {}, {} ({} spikes) and {} ({} units){}",
+        args.output.display(),
+        args.duration,
+        args.sample_rate,
+        args.noise_uv,
+        args.clean.display(),
+        spikes_path.display(),
+        spikes.len(),
+        units_path.display(),
+        simulator.units().len(),
+        clipped_note(noisy_summary.clipped_values)
+    );
+    Ok(())
 }

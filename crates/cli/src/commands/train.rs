@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use crate::backend::{Infer, Train};
 use crate::progress;
+use crate::recording::{Recording, common_modality};
 use crate::{LossArg, OptimizerArg, TrainArgs};
 
 /// Settings a TOML file may hold; every key is optional and flags win.
@@ -41,8 +42,39 @@ struct TrainFile {
     seed: Option<u64>,
 }
 
-/// Architecture trained by default: small enough to train well in minutes on 2 CPU cores.
+/// Architecture trained by default on movies: small enough to train well in minutes on 2 CPU
+/// cores.
 pub const DEFAULT_ARCH: &str = "unet-d3-w16";
+
+/// Architecture trained by default on extracellular recordings (the paper's probe-grid shape,
+/// narrower and shallower).
+pub const DEFAULT_EPHYS_ARCH: &str = "unet-ephys-d3-w16";
+
+/// Defaults that differ between modalities.
+struct ModalityDefaults {
+    arch: &'static str,
+    patch_size: usize,
+    batch_size: usize,
+    learning_rate: f64,
+}
+
+fn modality_defaults(modality: Modality) -> ModalityDefaults {
+    match modality {
+        Modality::TwoPhoton => ModalityDefaults {
+            arch: DEFAULT_ARCH,
+            patch_size: 64,
+            batch_size: 8,
+            learning_rate: 5e-4,
+        },
+        // A probe grid is small (384 x 2): whole grids, more of them per step.
+        Modality::Ephys => ModalityDefaults {
+            arch: DEFAULT_EPHYS_ARCH,
+            patch_size: 0,
+            batch_size: 32,
+            learning_rate: 5e-4,
+        },
+    }
+}
 
 pub fn train(args: &TrainArgs) -> Result<()> {
     let file = match &args.config {
@@ -54,20 +86,40 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         }
         None => TrainFile::default(),
     };
+    let modality = common_modality(
+        args.inputs
+            .iter()
+            .chain(&args.validation)
+            .map(|p| p.as_path()),
+    )?;
+    let defaults = modality_defaults(modality);
+    let paper_window = modality.default_window();
     let window = Window::new(
-        args.window.pre_frames.or(file.pre_frames).unwrap_or(30),
-        args.window.post_frames.or(file.post_frames).unwrap_or(30),
+        args.window
+            .pre_frames
+            .or(file.pre_frames)
+            .unwrap_or(paper_window.pre_frames),
+        args.window
+            .post_frames
+            .or(file.post_frames)
+            .unwrap_or(paper_window.post_frames),
         args.window
             .omitted_frames
             .or(file.omitted_frames)
-            .unwrap_or(0),
+            .unwrap_or(paper_window.omitted_frames),
     )?;
     let arch = args
         .arch
         .clone()
         .or(file.arch)
-        .unwrap_or_else(|| DEFAULT_ARCH.to_string());
-    let network_config = architecture_config(&arch, &window)?;
+        .unwrap_or_else(|| defaults.arch.to_string());
+    let (network_config, arch_modality) = architecture_config(&arch, &window)?;
+    anyhow::ensure!(
+        arch_modality == modality,
+        "architecture {arch} is for {} recordings, but the inputs are {}",
+        arch_modality.name(),
+        modality.name()
+    );
     let optimizer = match args
         .optimizer
         .or(file.optimizer)
@@ -88,28 +140,40 @@ pub fn train(args: &TrainArgs) -> Result<()> {
                 .unwrap_or(0.1),
         }
     } else {
-        ValidationSource::Files(args.validation.clone())
+        ValidationSource::Separate
     };
-    let patch = args.patch_size.or(file.patch_size).unwrap_or(64);
+    let patch = args
+        .patch_size
+        .or(file.patch_size)
+        .unwrap_or(defaults.patch_size);
     let settings = TrainSettings {
         window,
         loss,
         optimizer,
-        learning_rate: args.learning_rate.or(file.learning_rate).unwrap_or(5e-4),
+        learning_rate: args
+            .learning_rate
+            .or(file.learning_rate)
+            .unwrap_or(defaults.learning_rate),
         lr_halving_epochs: args.lr_halving_epochs.or(file.lr_halving_epochs),
-        batch_size: args.batch_size.or(file.batch_size).unwrap_or(8),
+        batch_size: args
+            .batch_size
+            .or(file.batch_size)
+            .unwrap_or(defaults.batch_size),
         steps: args.steps.or(file.steps).unwrap_or(1000),
         steps_per_epoch: args.steps_per_epoch.or(file.steps_per_epoch).unwrap_or(50),
         max_minutes: args.max_minutes.or(file.max_minutes),
         patch_size: (patch > 0).then_some(patch),
         validation,
         validation_samples: 16,
-        stats_frames: args.stats_frames.or(file.stats_frames).unwrap_or(100),
+        stats_frames: args
+            .stats_frames
+            .or(file.stats_frames)
+            .unwrap_or(modality.default_normalization().stats_frames),
         cache_frames: 512,
         cache_refresh_steps: 25,
         seed: args.seed.or(file.seed).unwrap_or(0),
     };
-    run(args, &arch, network_config, settings)
+    run(args, &arch, modality, network_config, settings)
 }
 
 fn checkpoint_path(model: &Path) -> PathBuf {
@@ -127,16 +191,21 @@ pub fn sibling(model: &Path, suffix: &str) -> PathBuf {
 fn run(
     args: &TrainArgs,
     arch: &str,
+    modality: Modality,
     network_config: deepinterp::model::UNetConfig,
     settings: TrainSettings,
 ) -> Result<()> {
     let device = Default::default();
     <Train as burn::tensor::backend::Backend>::seed(&device, settings.seed);
-    let readers = args
-        .inputs
-        .iter()
-        .map(|path| deepinterp_io::open_movie(path))
-        .collect::<Result<Vec<_>, _>>()?;
+    let row_multiple = network_config.size_multiple()[0];
+    let open = |paths: &[PathBuf]| -> Result<Vec<_>> {
+        paths
+            .iter()
+            .map(|path| Ok(Recording::open(path, &args.raw, row_multiple)?.into_reader()))
+            .collect()
+    };
+    let readers = open(&args.inputs)?;
+    let validation_readers = open(&args.validation)?;
     if let Ok(output) = args.output.canonicalize()
         && args
             .inputs
@@ -181,7 +250,7 @@ fn run(
     };
     let spec = ModelSpec {
         architecture: arch.to_string(),
-        modality: Modality::TwoPhoton,
+        modality,
         network: network_config.clone(),
         window: settings.window,
         normalization: NormalizationPolicy {
@@ -261,6 +330,7 @@ fn run(
     let outcome = training::train::<Train>(
         network,
         readers,
+        validation_readers,
         &settings,
         &checkpoint,
         &device,

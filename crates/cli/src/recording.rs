@@ -1,0 +1,143 @@
+//! Opening recordings of every modality. The modality comes from the file: `.h5`/`.tif` are
+//! two-photon movies; `.bin`/`.dat`/`.raw`, SpikeGLX, Open Ephys binary (`structure.oebin`) and
+//! Open Ephys legacy (`.continuous`) are extracellular recordings, seen by the engine as movies
+//! of probe-grid frames.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use deepinterp::inference::DenoisePlan;
+use deepinterp::model::Modality;
+use deepinterp::probe::{GridRecording, GridWriter};
+use deepinterp_io::ephys::{RawLayout, create_ephys_like, is_ephys_path, open_ephys};
+use deepinterp_io::{Dtype, MovieInfo, MovieReader, MovieWriter, create_movie, open_movie};
+
+use crate::RawArgs;
+
+/// Sample rate assumed for a headerless raw file when `--sample-rate` is not given.
+pub const DEFAULT_SAMPLE_RATE_HZ: f64 = 30_000.0;
+
+impl RawArgs {
+    /// The layout of a headerless raw file, when `--channels` says it.
+    pub fn layout(&self) -> Option<RawLayout> {
+        self.channels.map(|channels| RawLayout {
+            channels,
+            sample_rate_hz: self.sample_rate.unwrap_or(DEFAULT_SAMPLE_RATE_HZ),
+            dtype: Dtype::I16,
+        })
+    }
+}
+
+/// The modality of a recording file.
+pub fn modality_of(path: &Path) -> Modality {
+    if is_ephys_path(path) {
+        Modality::Ephys
+    } else {
+        Modality::TwoPhoton
+    }
+}
+
+/// The modality shared by all `paths`; mixing modalities is an error.
+pub fn common_modality<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<Modality> {
+    let mut found: Option<(Modality, &Path)> = None;
+    for path in paths {
+        let modality = modality_of(path);
+        match found {
+            Some((first, first_path)) if first != modality => bail!(
+                "{}: a {} recording, but {} is {}: inputs must be of one modality",
+                path.display(),
+                modality.name(),
+                first_path.display(),
+                first.name()
+            ),
+            None => found = Some((modality, path)),
+            _ => {}
+        }
+    }
+    Ok(found.map_or(Modality::TwoPhoton, |(modality, _)| modality))
+}
+
+/// An opened recording.
+pub enum Recording {
+    /// A two-photon movie.
+    Movie(Box<dyn MovieReader>),
+    /// An extracellular recording on its probe grid.
+    Ephys(Box<GridRecording>),
+}
+
+impl Recording {
+    /// Opens `path`; an ephys grid gets rows in multiples of `row_multiple` (the network's
+    /// pooling along the probe).
+    pub fn open(path: &Path, raw: &RawArgs, row_multiple: usize) -> Result<Self> {
+        Ok(match modality_of(path) {
+            Modality::TwoPhoton => Recording::Movie(open_movie(path)?),
+            Modality::Ephys => Recording::Ephys(Box::new(GridRecording::new(
+                open_ephys(path, raw.layout())?,
+                row_multiple,
+            ))),
+        })
+    }
+
+    /// The engine's view: frames (time samples, for ephys).
+    pub fn reader(&mut self) -> &mut dyn MovieReader {
+        match self {
+            Recording::Movie(reader) => reader.as_mut(),
+            Recording::Ephys(grid) => grid.as_mut(),
+        }
+    }
+
+    /// The engine's view, owned.
+    pub fn into_reader(self) -> Box<dyn MovieReader> {
+        match self {
+            Recording::Movie(reader) => reader,
+            Recording::Ephys(grid) => grid,
+        }
+    }
+
+    /// The output data type when the user names none: float32 movies; ephys keeps its own
+    /// (int16, so Kilosort and SpikeInterface read it unchanged), float32 on a grid movie.
+    pub fn default_output_dtype(&self, output: &Path) -> Dtype {
+        match self {
+            Recording::Ephys(grid) if is_ephys_path(output) => grid.ephys().info().dtype,
+            _ => Dtype::F32,
+        }
+    }
+
+    /// A writer for the planned output. Ephys written to `.bin`/`.dat` keeps the input's file
+    /// layout (channels, sync passed through, header updated); ephys written to `.h5`/`.tif`
+    /// is the probe grid `[samples, rows, 2]`, the original's output layout.
+    pub fn create_output(
+        &self,
+        output: &Path,
+        dtype: Dtype,
+        plan: &DenoisePlan,
+    ) -> Result<Box<dyn MovieWriter>> {
+        match self {
+            Recording::Ephys(grid) if is_ephys_path(output) => {
+                if plan.head_zero_frames > 0 {
+                    bail!(
+                        "{}: --edges drop-pad-head writes zero samples that are not in the recording; use keep or drop for ephys files",
+                        output.display()
+                    );
+                }
+                let writer = create_ephys_like(
+                    grid.ephys(),
+                    output,
+                    dtype,
+                    plan.output_frames,
+                    plan.centres.start,
+                )?;
+                Ok(Box::new(GridWriter::new(writer, grid.grid().clone())))
+            }
+            _ => {
+                let info = MovieInfo {
+                    frames: plan.output_frames,
+                    height: plan.height,
+                    width: plan.width,
+                    dtype,
+                };
+                Ok(create_movie(output, &info)?)
+            }
+        }
+    }
+}
