@@ -192,6 +192,9 @@ struct TrainArgs {
     /// Fraction of each input held out for validation when no --validation file is given.
     #[arg(long)]
     validation_fraction: Option<f64>,
+    /// Fixed validation samples scored after each epoch (default 16; ephys 512).
+    #[arg(long)]
+    validation_samples: Option<usize>,
     /// Frames (samples, for ephys) from the head of each file for the normalisation
     /// statistics (default 100; ephys 200000).
     #[arg(long)]

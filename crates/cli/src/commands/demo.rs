@@ -56,6 +56,7 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
         patch_size: None,
         validation: Vec::new(),
         validation_fraction: None,
+        validation_samples: None,
         stats_frames: None,
         resume: false,
         config: None,

@@ -38,6 +38,7 @@ struct TrainFile {
     steps_per_epoch: Option<usize>,
     patch_size: Option<usize>,
     validation_fraction: Option<f64>,
+    validation_samples: Option<usize>,
     stats_frames: Option<usize>,
     seed: Option<u64>,
 }
@@ -56,6 +57,7 @@ struct ModalityDefaults {
     patch_size: usize,
     batch_size: usize,
     learning_rate: f64,
+    validation_samples: usize,
 }
 
 fn modality_defaults(modality: Modality) -> ModalityDefaults {
@@ -65,13 +67,17 @@ fn modality_defaults(modality: Modality) -> ModalityDefaults {
             patch_size: 64,
             batch_size: 8,
             learning_rate: 5e-4,
+            validation_samples: 16,
         },
-        // A probe grid is small (384 x 2): whole grids, more of them per step.
+        // A probe grid is small (384 x 2): whole grids, more of them per step. Spikes are a
+        // small part of each sample's loss, so telling a better model from a worse one takes
+        // many validation samples (512 of 384 channels hold 94 MB).
         Modality::Ephys => ModalityDefaults {
             arch: DEFAULT_EPHYS_ARCH,
             patch_size: 0,
             batch_size: 32,
             learning_rate: 5e-4,
+            validation_samples: 512,
         },
     }
 }
@@ -164,7 +170,10 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         max_minutes: args.max_minutes.or(file.max_minutes),
         patch_size: (patch > 0).then_some(patch),
         validation,
-        validation_samples: 16,
+        validation_samples: args
+            .validation_samples
+            .or(file.validation_samples)
+            .unwrap_or(defaults.validation_samples),
         stats_frames: args
             .stats_frames
             .or(file.stats_frames)
