@@ -55,14 +55,14 @@ fn measure(reps: usize, mut f: impl FnMut()) -> Measure {
     }
 }
 
-/// Times inference of `batch` frames of `height × width`; returns CPU-seconds per frame.
+/// Times inference of `batch` frames of `height × width`; returns (CPU, wall) seconds per frame.
 fn inference(
     name: &str,
     config: &UNetConfig,
     batch: usize,
     [height, width]: [usize; 2],
     reps: usize,
-) -> f64 {
+) -> (f64, f64) {
     let device = Default::default();
     let net = config.init::<Cpu>(&device).expect("valid config");
     // Inputs are made once: their random generation is not part of the figure.
@@ -83,7 +83,7 @@ fn inference(
         gflop / m.wall,
         peak_rss_mib()
     );
-    m.cpu / batch as f64
+    (m.cpu / batch as f64, m.wall / batch as f64)
 }
 
 fn train_step(
@@ -166,23 +166,24 @@ fn main() {
     if which == "ephys" || which == "all" {
         // A frame is one time sample of a 384-channel probe on its 384 x 2 grid.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let report = |name: &str, cpu_per_sample: f64| {
-            let per_core = 1.0 / cpu_per_sample;
+        let report = |name: &str, (cpu_per_sample, wall_per_sample): (f64, f64)| {
             println!(
-                "{name:<22} {:.2} CPU-ms/sample, {per_core:.0} samples/s per core; on {cores} cores {:.0}x slower than real time (30 kHz)",
+                "{name:<22} {:.2} CPU-ms/sample, {:.0} samples/s per CPU core; {:.0} samples/s on {cores} cores: {:.0}x slower than real time (30 kHz)",
                 cpu_per_sample * 1e3,
-                30_000.0 / (per_core * cores)
+                1.0 / cpu_per_sample,
+                1.0 / wall_per_sample,
+                30_000.0 * wall_per_sample
             );
         };
         let config = UNetConfig::unet_single_ephys_1024(60);
-        let cpu = inference("unet_single_ephys_1024", &config, 100, [384, 2], 3);
-        report("unet_single_ephys_1024", cpu);
+        let timing = inference("unet_single_ephys_1024", &config, 100, [384, 2], 3);
+        report("unet_single_ephys_1024", timing);
         train_step("unet_single_ephys_1024", &config, 100, [384, 2], 2);
         for (depth, width) in [(3, 16), (4, 32)] {
             let config = UNetConfig::scaled_probe(60, depth, width);
             let name = format!("unet-ephys-d{depth}-w{width}");
-            let cpu = inference(&name, &config, 100, [384, 2], 5);
-            report(&name, cpu);
+            let timing = inference(&name, &config, 100, [384, 2], 5);
+            report(&name, timing);
             train_step(&name, &config, 32, [384, 2], 5);
         }
         println!(

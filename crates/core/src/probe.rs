@@ -260,6 +260,42 @@ mod tests {
     }
 
     #[test]
+    fn neuropixels_2_four_shanks_are_laid_out_shank_by_shank() {
+        // NP2.0 four-shank: two aligned columns (x 0 / 32 µm) at 15 µm rows; channels listed
+        // shank by shank but, as on a real probe, not in depth order within a shank.
+        let mut positions = Vec::new();
+        for shank in 0..4u32 {
+            for c in (0..96).rev() {
+                positions.push(ChannelPosition {
+                    x_um: 250.0 * shank as f32 + 32.0 * (c % 2) as f32,
+                    y_um: 15.0 * (c / 2) as f32,
+                    shank,
+                });
+            }
+        }
+        let grid = ProbeGrid::from_positions(384, Some(&positions), 16);
+        assert_eq!(grid.rows(), 384);
+        // Shank 1's shallowest channel follows shank 0's deepest one.
+        let shallowest_of_shank_1 = (96..192)
+            .min_by(|&a, &b| {
+                positions[a]
+                    .y_um
+                    .total_cmp(&positions[b].y_um)
+                    .then(a.cmp(&b))
+            })
+            .unwrap();
+        assert_eq!(grid.site(shallowest_of_shank_1), (96, 0));
+        // Every row holds exactly one channel, alternating columns: the checkerboard.
+        let mut rows = vec![0; 384];
+        for channel in 0..384 {
+            let (row, column) = grid.site(channel);
+            assert_eq!(column, row % 2);
+            rows[row] += 1;
+        }
+        assert!(rows.iter().all(|&n| n == 1));
+    }
+
+    #[test]
     fn channels_are_ranked_by_depth_and_small_probes_padded() {
         // A 4-channel probe numbered top to bottom.
         let positions: Vec<ChannelPosition> = (0..4)

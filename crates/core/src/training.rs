@@ -143,10 +143,10 @@ pub enum TrainEvent<'a, B: Backend> {
 /// The caller's handler of [`TrainEvent`]s; an error stops the run.
 pub type EventSink<'a, B> = dyn FnMut(TrainEvent<'_, B>) -> Result<(), EngineError> + 'a;
 
-/// Validation recordings with their normalisation.
 /// Opened recordings, in the engine's frame view.
 type Recordings = Vec<Box<dyn MovieReader>>;
 
+/// Validation recordings with their normalisation.
 type ValidationReaders = Vec<(Box<dyn MovieReader>, Normalization)>;
 
 /// Result of a run.
