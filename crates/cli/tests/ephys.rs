@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{model_header, run, run_ok, s};
+use common::{model_header, peak_mib, run, run_ok, s, train_briefly};
 use deepinterp_io::ephys::open_ephys;
 use deepinterp_io::open_movie;
 
@@ -44,30 +44,17 @@ fn simulate(dir: &Path, channels: usize, seconds: f64, seed: u64) -> (PathBuf, P
 
 /// A tiny probe-grid model trained for a few steps: enough to exercise the pipeline.
 fn tiny_ephys_model(dir: &Path, input: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    let model = dir.join(name);
-    let mut args = vec![
-        "train",
-        s(input),
-        "-o",
-        s(&model),
+    let settings = [
         "--arch",
         "unet-ephys-d1-w4",
         "--pre-frames",
         "4",
         "--post-frames",
         "4",
-        "--steps",
-        "4",
-        "--steps-per-epoch",
-        "2",
         "--batch-size",
         "4",
-        "--seed",
-        "5",
     ];
-    args.extend_from_slice(extra);
-    run_ok(&args);
-    model
+    train_briefly(dir, input, name, &settings, extra)
 }
 
 fn read_samples(path: &Path) -> (usize, usize, Vec<f32>) {
@@ -300,15 +287,6 @@ fn ephys_mistakes_get_one_line_errors_and_no_output() {
         Vec::<String>::new(),
         "no output"
     );
-}
-
-/// Parses "peak memory N MiB" from denoise's summary line.
-fn peak_mib(stderr: &str) -> f64 {
-    let rest = stderr
-        .split("peak memory ")
-        .nth(1)
-        .expect("peak memory reported");
-    rest.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{model_header, run_ok, s, simulate, tiny_model};
+use common::{model_header, peak_mib, run_ok, s, simulate, tiny_model};
 use deepinterp_io::open_movie;
 
 fn frames_of(path: &std::path::Path) -> usize {
@@ -119,15 +119,6 @@ fn edge_modes_give_documented_lengths_and_window_travels_in_the_model() {
     ]);
     assert_eq!(frames_of(&keep), 30);
     assert_eq!(frames_of(&drop), 26);
-}
-
-/// Parses "peak memory N MiB" from denoise's summary line.
-fn peak_mib(stderr: &str) -> f64 {
-    let tail = stderr
-        .split("peak memory ")
-        .nth(1)
-        .expect("peak memory reported");
-    tail.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 #[test]

@@ -192,6 +192,7 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     on_event: &mut EventSink<'_, B::InnerBackend>,
 ) -> Result<TrainOutcome, EngineError> {
+    let recordings = (inputs, validation_inputs);
     match settings.optimizer {
         OptimizerKind::RmsProp => {
             let optimizer = RmsPropConfig::new()
@@ -200,25 +201,13 @@ pub fn train<B: AutodiffBackend>(
                 .with_epsilon(1e-7)
                 .init::<B, UNet<B>>();
             train_with(
-                network,
-                optimizer,
-                (inputs, validation_inputs),
-                settings,
-                checkpoint,
-                device,
-                on_event,
+                network, optimizer, recordings, settings, checkpoint, device, on_event,
             )
         }
         OptimizerKind::Adam => {
             let optimizer = AdamConfig::new().with_epsilon(1e-7).init::<B, UNet<B>>();
             train_with(
-                network,
-                optimizer,
-                (inputs, validation_inputs),
-                settings,
-                checkpoint,
-                device,
-                on_event,
+                network, optimizer, recordings, settings, checkpoint, device, on_event,
             )
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
 use deepinterp::backend::Cpu;
-use deepinterp::inference::{self, DenoiseSettings, EdgeMode};
+use deepinterp::inference::{self, DenoisePlan, DenoiseSettings, EdgeMode};
 use deepinterp::model::{Modality, Model, load_model};
 use deepinterp::probe::GridRecording;
 use deepinterp::sampling::Window;
@@ -116,30 +116,39 @@ impl MovieWriter for Collect {
 
 fn e2e_case(settings: DenoiseSettings, golden_file: &str, atol: f32) {
     let dir = fixtures();
-    let device = Default::default();
-    let model = load_model::<Cpu>(&dir.join("model_unet_single_1024.h5"), None, &device).unwrap();
+    let model = load_model::<Cpu>(
+        &dir.join("model_unet_single_1024.h5"),
+        None,
+        &Default::default(),
+    )
+    .unwrap();
     let mut reader = open_movie(&dir.join("ophys_input_movie.h5")).unwrap();
-    let plan = inference::plan(&model, reader.as_mut(), &settings).unwrap();
-    let mut golden_reader = open_movie(&dir.join(golden_file)).unwrap();
+    compare_with_golden(&model, reader.as_mut(), &settings, golden_file, atol);
+}
+
+/// Denoises `reader` and compares every output value with the original's output file.
+fn compare_with_golden(
+    model: &Model<Cpu>,
+    reader: &mut dyn MovieReader,
+    settings: &DenoiseSettings,
+    golden_file: &str,
+    atol: f32,
+) -> DenoisePlan {
+    let device = Default::default();
+    let plan = inference::plan(model, reader, settings).unwrap();
+    let mut golden_reader = open_movie(&fixtures().join(golden_file)).unwrap();
     let golden_info = golden_reader.info().clone();
     assert_eq!(plan.output_frames, golden_info.frames, "output length");
-    let mut golden = vec![0f32; golden_info.frames * golden_info.height * golden_info.width];
+    let mut golden = vec![0f32; golden_info.frames * golden_info.frame_len()];
     golden_reader
         .read_frames(0, golden_info.frames, &mut golden)
         .unwrap();
     let mut out = Collect(Vec::new());
-    inference::run(
-        &model,
-        reader.as_mut(),
-        &mut out,
-        &plan,
-        &device,
-        &mut |_| {},
-    )
-    .unwrap();
+    inference::run(model, reader, &mut out, &plan, &device, &mut |_| {}).unwrap();
     let diff = max_abs_diff(&out.0, &golden);
-    println!("{golden_file}: max |rust - original| = {diff:.4} (atol {atol})");
+    println!("{golden_file}: max |rust - original| = {diff:.5} (atol {atol})");
     assert!(diff <= atol, "{golden_file}: max abs diff {diff} > {atol}");
+    plan
 }
 
 #[test]
@@ -215,20 +224,8 @@ fn ephys_denoise_drop_matches_original_output() {
         batch_size: Some(100),
         ..DenoiseSettings::default()
     };
-    let plan = inference::plan(&model, &mut reader, &settings).unwrap();
+    let plan = compare_with_golden(&model, &mut reader, &settings, "ephys_e2e_output.h5", 0.011);
     // The README's statistics: mean 2.0065625, std 66.49175 (float32).
     assert!((plan.normalization.mean - 2.006_562_5).abs() < 1e-5);
     assert!((plan.normalization.std - 66.491_75).abs() < 1e-3);
-    let mut golden_reader = open_movie(&dir.join("ephys_e2e_output.h5")).unwrap();
-    let golden_info = golden_reader.info().clone();
-    assert_eq!(plan.output_frames, golden_info.frames, "output length");
-    let mut golden = vec![0f32; golden_info.frames * golden_info.height * golden_info.width];
-    golden_reader
-        .read_frames(0, golden_info.frames, &mut golden)
-        .unwrap();
-    let mut out = Collect(Vec::new());
-    inference::run(&model, &mut reader, &mut out, &plan, &device, &mut |_| {}).unwrap();
-    let diff = max_abs_diff(&out.0, &golden);
-    println!("ephys_e2e_output.h5: max |rust - original| = {diff:.5} (atol 0.011)");
-    assert!(diff <= 0.011, "ephys e2e: max abs diff {diff} > 0.011");
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use deepinterp::model::Modality;
 use deepinterp_io::ephys::{EphysReader, open_ephys};
-use deepinterp_io::open_movie;
+use deepinterp_io::{MovieReader, open_movie};
 use deepinterp_metrics::{
     EphysEvalSettings, EphysEvaluator, EphysReport, EvalReport, Evaluator, GroundTruthSpike,
     UnitChannels,
@@ -76,33 +76,18 @@ pub fn evaluate_movie(args: &EvaluateArgs) -> Result<EvalReport> {
             n.width
         );
     }
-    let plane = n.height * n.width;
     let mut evaluator = Evaluator::new(n.height, n.width, d.frames, clean.is_some());
-    let mut buffers = [
-        vec![0f32; CHUNK_FRAMES * plane],
-        vec![0f32; CHUNK_FRAMES * plane],
-        vec![0f32; CHUNK_FRAMES * plane],
-    ];
-    let bar = progress::bar(d.frames as u64, "evaluate", "frames");
-    let mut done = 0;
-    while done < d.frames {
-        let count = CHUNK_FRAMES.min(d.frames - done);
-        let len = count * plane;
-        let [noisy_buf, denoised_buf, clean_buf] = &mut buffers;
-        noisy.read_frames(args.offset + done, count, &mut noisy_buf[..len])?;
-        denoised.read_frames(done, count, &mut denoised_buf[..len])?;
-        let clean_chunk = match clean.as_mut() {
-            Some(reader) => {
-                reader.read_frames(args.offset + done, count, &mut clean_buf[..len])?;
-                Some(&clean_buf[..len])
-            }
-            None => None,
-        };
-        evaluator.push(&noisy_buf[..len], &denoised_buf[..len], clean_chunk, count)?;
-        done += count;
-        bar.set_position(done as u64);
-    }
-    bar.finish_and_clear();
+    let streams = Streams {
+        noisy: &mut noisy,
+        denoised: &mut denoised,
+        clean: clean.as_mut(),
+    };
+    streams.for_each_chunk(
+        (args.offset, d.frames),
+        (CHUNK_FRAMES, n.height * n.width),
+        "frames",
+        &mut |noisy, denoised, clean, count| Ok(evaluator.push(noisy, denoised, clean, count)?),
+    )?;
     let report = evaluator.finish()?;
     write_report(args, &serde_json::to_string_pretty(&report)?)?;
     if !args.json {
@@ -132,6 +117,73 @@ pub fn print_summary(report: &EvalReport) {
         "per-pixel SNR (median): noisy {:.2}, denoised {:.2}, gain {:.2}x",
         report.snr_noisy.median, report.snr_denoised.median, report.snr_gain_median
     );
+}
+
+/// Something read in consecutive chunks of equal-sized items (frames, or probe samples).
+trait ChunkRead {
+    fn read_chunk(&mut self, start: usize, count: usize, out: &mut [f32]) -> Result<()>;
+}
+
+impl ChunkRead for Box<dyn MovieReader> {
+    fn read_chunk(&mut self, start: usize, count: usize, out: &mut [f32]) -> Result<()> {
+        Ok(self.read_frames(start, count, out)?)
+    }
+}
+
+impl ChunkRead for Scaled {
+    fn read_chunk(&mut self, start: usize, count: usize, out: &mut [f32]) -> Result<()> {
+        self.read_microvolts(start, count, out)
+    }
+}
+
+/// The recordings an evaluation compares.
+struct Streams<'a, R> {
+    noisy: &'a mut R,
+    denoised: &'a mut R,
+    clean: Option<&'a mut R>,
+}
+
+/// A consumer of aligned chunks: noisy, denoised, clean (when given), item count.
+type ChunkSink<'a> = dyn FnMut(&[f32], &[f32], Option<&[f32]>, usize) -> Result<()> + 'a;
+
+impl<R: ChunkRead> Streams<'_, R> {
+    /// Feeds `total` items to `push` in chunks, the denoised recording from its start and the
+    /// others from `offset`, with a progress bar.
+    fn for_each_chunk(
+        self,
+        (offset, total): (usize, usize),
+        (chunk, item_len): (usize, usize),
+        unit: &str,
+        push: &mut ChunkSink<'_>,
+    ) -> Result<()> {
+        let Streams {
+            noisy,
+            denoised,
+            mut clean,
+        } = self;
+        let mut buffers = [(); 3].map(|_| vec![0f32; chunk * item_len]);
+        let bar = progress::bar(total as u64, "evaluate", unit);
+        let mut done = 0;
+        while done < total {
+            let count = chunk.min(total - done);
+            let len = count * item_len;
+            let [noisy_buf, denoised_buf, clean_buf] = &mut buffers;
+            noisy.read_chunk(offset + done, count, &mut noisy_buf[..len])?;
+            denoised.read_chunk(done, count, &mut denoised_buf[..len])?;
+            let clean_chunk = match clean.as_mut() {
+                Some(reader) => {
+                    reader.read_chunk(offset + done, count, &mut clean_buf[..len])?;
+                    Some(&clean_buf[..len])
+                }
+                None => None,
+            };
+            push(&noisy_buf[..len], &denoised_buf[..len], clean_chunk, count)?;
+            done += count;
+            bar.set_position(done as u64);
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
 }
 
 /// One ephys recording with its µV scale.
@@ -280,31 +332,17 @@ pub fn evaluate_ephys(args: &EvaluateArgs) -> Result<EphysReport> {
         .collect();
     let settings = EphysEvalSettings::new(channels, n.sample_rate_hz);
     let mut evaluator = EphysEvaluator::new(settings, spikes, units, clean.is_some())?;
-    let mut buffers = [
-        vec![0f32; CHUNK_SAMPLES * channels],
-        vec![0f32; CHUNK_SAMPLES * channels],
-        vec![0f32; CHUNK_SAMPLES * channels],
-    ];
-    let bar = progress::bar(d.samples as u64, "evaluate", "samples");
-    let mut done = 0;
-    while done < d.samples {
-        let count = CHUNK_SAMPLES.min(d.samples - done);
-        let len = count * channels;
-        let [noisy_buf, denoised_buf, clean_buf] = &mut buffers;
-        noisy.read_microvolts(args.offset + done, count, &mut noisy_buf[..len])?;
-        denoised.read_microvolts(done, count, &mut denoised_buf[..len])?;
-        let clean_chunk = match clean.as_mut() {
-            Some(clean) => {
-                clean.read_microvolts(args.offset + done, count, &mut clean_buf[..len])?;
-                Some(&clean_buf[..len])
-            }
-            None => None,
-        };
-        evaluator.push(&noisy_buf[..len], &denoised_buf[..len], clean_chunk, count)?;
-        done += count;
-        bar.set_position(done as u64);
-    }
-    bar.finish_and_clear();
+    let streams = Streams {
+        noisy: &mut noisy,
+        denoised: &mut denoised,
+        clean: clean.as_mut(),
+    };
+    streams.for_each_chunk(
+        (args.offset, d.samples),
+        (CHUNK_SAMPLES, channels),
+        "samples",
+        &mut |noisy, denoised, clean, count| Ok(evaluator.push(noisy, denoised, clean, count)?),
+    )?;
     let report = evaluator.finish()?;
     write_report(args, &serde_json::to_string_pretty(&report)?)?;
     if !args.json {

@@ -52,34 +52,48 @@ pub fn simulate(dir: &Path, frames: usize, side: usize, seed: u64) -> (PathBuf, 
     (noisy, clean)
 }
 
+/// Trains `input` into `dir/name` for a few steps with seed 5: `settings` (architecture,
+/// window, ...) then `extra`.
+pub fn train_briefly(
+    dir: &Path,
+    input: &Path,
+    name: &str,
+    settings: &[&str],
+    extra: &[&str],
+) -> PathBuf {
+    let model = dir.join(name);
+    let mut args = vec!["train", s(input), "-o", s(&model)];
+    args.extend_from_slice(settings);
+    args.extend_from_slice(&["--steps", "4", "--steps-per-epoch", "2", "--seed", "5"]);
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    model
+}
+
 /// Trains a tiny model (window 2/2/0) for a few steps: enough to exercise the pipeline.
 pub fn tiny_model(dir: &Path, input: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    let model = dir.join(name);
-    let mut args = vec![
-        "train",
-        s(input),
-        "-o",
-        s(&model),
+    let settings = [
         "--arch",
         "unet-d1-w4",
         "--pre-frames",
         "2",
         "--post-frames",
         "2",
-        "--steps",
-        "4",
-        "--steps-per-epoch",
-        "2",
         "--batch-size",
         "2",
         "--patch-size",
         "16",
-        "--seed",
-        "5",
     ];
-    args.extend_from_slice(extra);
-    run_ok(&args);
-    model
+    train_briefly(dir, input, name, &settings, extra)
+}
+
+/// Parses "peak memory N MiB" from denoise's summary line.
+pub fn peak_mib(stderr: &str) -> f64 {
+    let rest = stderr
+        .split("peak memory ")
+        .nth(1)
+        .expect("peak memory reported");
+    rest.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 /// The JSON header of one of our model files.

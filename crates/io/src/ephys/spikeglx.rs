@@ -550,61 +550,64 @@ fn positions(
         .and_then(entries_for_neural)
 }
 
-/// `(pn,nShanks,shankPitch,shankWidth)(shank:x:y:used)...`
-fn parse_geom_map(text: &str) -> Option<Vec<ChannelPosition>> {
+/// One `shank:a:b:...` entry of a SpikeGLX map as `(shank, a, b)`.
+type MapEntry = (u32, f32, f32);
+
+/// A map's header fields and its entries.
+fn map_entries(text: &str) -> Option<(Vec<&str>, Vec<MapEntry>)> {
     let mut groups = groups(text);
     let header: Vec<&str> = groups.next()?.split(',').map(str::trim).collect();
-    let shank_pitch: f32 = header.get(2)?.parse().ok()?;
-    groups
+    let entries = groups
         .map(|g| {
             let fields: Vec<&str> = g.split(':').map(str::trim).collect();
             if fields.len() < 3 {
                 return None;
             }
-            let shank: u32 = fields[0].parse().ok()?;
-            let x: f32 = fields[1].parse().ok()?;
-            let y: f32 = fields[2].parse().ok()?;
-            Some(ChannelPosition {
-                x_um: x + shank_pitch * shank as f32,
-                y_um: y,
-                shank,
-            })
+            Some((
+                fields[0].parse().ok()?,
+                fields[1].parse().ok()?,
+                fields[2].parse().ok()?,
+            ))
         })
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    Some((header, entries))
+}
+
+/// `(pn,nShanks,shankPitch,shankWidth)(shank:x:y:used)...`
+fn parse_geom_map(text: &str) -> Option<Vec<ChannelPosition>> {
+    let (header, entries) = map_entries(text)?;
+    let shank_pitch: f32 = header.get(2)?.parse().ok()?;
+    let positions = entries
+        .into_iter()
+        .map(|(shank, x, y)| ChannelPosition {
+            x_um: x + shank_pitch * shank as f32,
+            y_um: y,
+            shank,
+        })
+        .collect();
+    Some(positions)
 }
 
 /// `(nShanks,nCols,nRows)(shank:col:row:used)...`, placed by probe type.
 fn parse_shank_map(text: &str, probe_type: i64) -> Option<Vec<ChannelPosition>> {
-    let mut groups = groups(text);
-    let header: Vec<&str> = groups.next()?.split(',').map(str::trim).collect();
+    let (header, entries) = map_entries(text)?;
     let columns: u32 = header.get(1)?.parse().ok()?;
     let np1 = matches!(probe_type, 0 | 1000..=1999) && columns == 2;
     let np2 = is_np2_probe(probe_type);
-    groups
-        .map(|g| {
-            let fields: Vec<&str> = g.split(':').map(str::trim).collect();
-            if fields.len() < 3 {
-                return None;
-            }
-            let shank: u32 = fields[0].parse().ok()?;
-            let col: u32 = fields[1].parse().ok()?;
-            let row: u32 = fields[2].parse().ok()?;
+    let positions = entries
+        .into_iter()
+        .map(|(shank, col, row)| {
             let (x_um, y_um) = if np1 {
-                (
-                    11.0 + 32.0 * col as f32 + 16.0 * (row % 2) as f32,
-                    20.0 * row as f32,
-                )
+                (11.0 + 32.0 * col + 16.0 * (row % 2.0), 20.0 * row)
             } else if np2 {
-                (
-                    27.0 + 32.0 * col as f32 + 250.0 * shank as f32,
-                    15.0 * row as f32,
-                )
+                (27.0 + 32.0 * col + 250.0 * shank as f32, 15.0 * row)
             } else {
-                (32.0 * col as f32, 20.0 * row as f32)
+                (32.0 * col, 20.0 * row)
             };
-            Some(ChannelPosition { x_um, y_um, shank })
+            ChannelPosition { x_um, y_um, shank }
         })
-        .collect()
+        .collect();
+    Some(positions)
 }
 
 #[cfg(test)]
