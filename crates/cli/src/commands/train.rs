@@ -281,9 +281,13 @@ fn run(
                 history = resumed_history.to_vec();
                 let first_step = history.last().map_or(0, |r| r.step);
                 let line = format!(
-                    "training {arch} ({} parameters) on {} input(s) ({train_frames} frames), window {}/{}/{}, {} steps of {} samples, {validation_samples} validation samples{}",
+                    "training {arch} ({} parameters) on {} input(s) ({train_frames} {}), window {}/{}/{}, {} steps of {} samples, {validation_samples} validation samples{}",
                     network_config.parameter_count(),
                     args.inputs.len(),
+                    match modality {
+                        Modality::TwoPhoton => "frames",
+                        Modality::Ephys => "time samples",
+                    },
                     settings.window.pre_frames,
                     settings.window.post_frames,
                     settings.window.omitted_frames,
