@@ -5,7 +5,7 @@
 //! which file to look at and what is wrong with it.
 
 use std::fmt::Display;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -164,6 +164,19 @@ pub enum IoError {
     /// only be read).
     #[error("{}: {detail}", path.display())]
     InvalidRequest { path: PathBuf, detail: String },
+}
+
+/// Checks that a caller's buffer holds `expected` values.
+pub(crate) fn check_buffer_len(path: &Path, expected: usize, actual: usize) -> Result<(), IoError> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(IoError::BufferSize {
+            path: path.to_path_buf(),
+            expected,
+            actual,
+        })
+    }
 }
 
 /// Squashes a library error message onto one line, so that every

@@ -241,15 +241,7 @@ pub(crate) fn check_read_request(
             frames: info.frames,
         });
     }
-    let expected = count * info.frame_len();
-    if out_len != expected {
-        return Err(IoError::BufferSize {
-            path: path.to_path_buf(),
-            expected,
-            actual: out_len,
-        });
-    }
-    Ok(())
+    crate::error::check_buffer_len(path, count * info.frame_len(), out_len)
 }
 
 /// Fails on the first NaN or infinity in `frames`, naming its frame

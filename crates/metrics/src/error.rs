@@ -125,3 +125,13 @@ pub enum MetricsError {
         source: std::io::Error,
     },
 }
+
+/// Why clean data being `given` or not disagrees with an evaluator built `with_clean` or not;
+/// `None` when they agree.
+pub(crate) fn clean_presence_mismatch(given: bool, with_clean: bool) -> Option<&'static str> {
+    match (given, with_clean) {
+        (true, false) => Some("were given but the evaluator was built without them"),
+        (false, true) => Some("are missing but the evaluator was built with them"),
+        _ => None,
+    }
+}

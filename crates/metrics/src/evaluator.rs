@@ -255,18 +255,10 @@ impl Evaluator {
                 pushing: count,
             });
         }
-        match (clean.is_some(), self.comparison.is_some()) {
-            (true, false) => {
-                return Err(MetricsError::CleanMismatch(
-                    "were given but the evaluator was built without them",
-                ));
-            }
-            (false, true) => {
-                return Err(MetricsError::CleanMismatch(
-                    "are missing but the evaluator was built with them",
-                ));
-            }
-            _ => {}
+        if let Some(reason) =
+            crate::error::clean_presence_mismatch(clean.is_some(), self.comparison.is_some())
+        {
+            return Err(MetricsError::CleanMismatch(reason));
         }
         let frame_pixels = self.height * self.width;
         let expected = count * frame_pixels;

@@ -436,15 +436,7 @@ pub(crate) fn check_read_request(
             samples,
         });
     }
-    let expected = count.saturating_mul(width);
-    if out_len != expected {
-        return Err(IoError::BufferSize {
-            path: path.to_path_buf(),
-            expected,
-            actual: out_len,
-        });
-    }
-    Ok(())
+    crate::error::check_buffer_len(path, count.saturating_mul(width), out_len)
 }
 
 /// How many samples to decode per internal block: bounds the scratch memory

@@ -473,18 +473,10 @@ impl EphysEvaluator {
         clean: Option<&[f32]>,
         count: usize,
     ) -> Result<(), MetricsError> {
-        match (clean.is_some(), self.with_clean) {
-            (true, false) => {
-                return Err(MetricsError::CleanSamplesMismatch(
-                    "were given but the evaluator was built without them",
-                ));
-            }
-            (false, true) => {
-                return Err(MetricsError::CleanSamplesMismatch(
-                    "are missing but the evaluator was built with them",
-                ));
-            }
-            _ => {}
+        if let Some(reason) =
+            crate::error::clean_presence_mismatch(clean.is_some(), self.with_clean)
+        {
+            return Err(MetricsError::CleanSamplesMismatch(reason));
         }
         let channels = self.settings.channels;
         let expected = count.checked_mul(channels).ok_or_else(|| {
