@@ -40,7 +40,8 @@ enum Command {
     Denoise(DenoiseArgs),
     /// Measure denoising quality: error to ground truth and per-pixel SNR.
     Evaluate(EvaluateArgs),
-    /// Simulate → train → denoise → evaluate on built-in simulated data.
+    /// Simulate → train → denoise → evaluate on built-in simulated data (a movie, or with
+    /// --ephys a Neuropixels recording).
     Demo(DemoArgs),
 }
 
@@ -291,6 +292,12 @@ struct DemoArgs {
     /// Training budget in minutes.
     #[arg(long, default_value_t = 3.0)]
     train_minutes: f64,
+    /// Run the pipeline on a simulated 384-channel Neuropixels recording instead of a movie.
+    #[arg(long)]
+    ephys: bool,
+    /// Simulated seconds of the ephys recording (with --ephys).
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,

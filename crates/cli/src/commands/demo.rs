@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use deepinterp_io::open_movie;
 
 use crate::{
-    DemoArgs, DenoiseArgs, DtypeArg, EdgesArg, EvaluateArgs, RawArgs, Simulate2pArgs, TrainArgs,
-    WindowArgs,
+    DemoArgs, DenoiseArgs, DtypeArg, EdgesArg, EvaluateArgs, RawArgs, Simulate2pArgs,
+    SimulateEphysArgs, TrainArgs, WindowArgs,
 };
 
 /// Frames shown in the trace panel of the comparison figure.
@@ -17,6 +17,9 @@ const TRACE_FRAMES: usize = 400;
 pub fn demo(args: &DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the demo folder", args.out.display()))?;
+    if args.ephys {
+        return ephys_demo(args);
+    }
     let path = |name: &str| args.out.join(name);
     let (noisy, clean) = (path("noisy.h5"), path("clean.h5"));
     let (model, denoised) = (path("model.dimodel"), path("denoised.h5"));
@@ -40,27 +43,9 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
 
     eprintln!("2/4 train: budget {} min", args.train_minutes);
     super::train(&TrainArgs {
-        inputs: vec![noisy.clone()],
-        raw: RawArgs::default(),
-        output: model.clone(),
-        arch: None,
         steps: Some(100_000),
         max_minutes: Some(args.train_minutes),
-        window: WindowArgs::default(),
-        loss: None,
-        optimizer: None,
-        learning_rate: None,
-        lr_halving_epochs: None,
-        batch_size: None,
-        steps_per_epoch: None,
-        patch_size: None,
-        validation: Vec::new(),
-        validation_fraction: None,
-        validation_samples: None,
-        stats_frames: None,
-        resume: false,
-        config: None,
-        seed: Some(args.seed),
+        ..default_train_args(noisy.clone(), model.clone(), args.seed)
     })?;
 
     eprintln!("3/4 denoise");
@@ -97,6 +82,108 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
     );
     println!("side-by-side figure: {}", figure.display());
     Ok(())
+}
+
+/// The pipeline on a simulated Neuropixels 1.0 recording: the last second, held out from
+/// training, is denoised and scored against the ground truth and its known spikes.
+fn ephys_demo(args: &DemoArgs) -> Result<()> {
+    let path = |name: &str| args.out.join(name);
+    let (noisy, clean) = (path("noisy.bin"), path("clean.bin"));
+    let (model, denoised) = (path("model.dimodel"), path("denoised.bin"));
+    const SAMPLE_RATE_HZ: f64 = 30_000.0;
+    anyhow::ensure!(
+        args.seconds >= 10.0,
+        "--seconds {} is too short for the ephys demo: give at least 10",
+        args.seconds
+    );
+    eprintln!(
+        "1/4 simulate: {} s of a 384-channel Neuropixels 1.0 probe",
+        args.seconds
+    );
+    super::simulate_ephys(&SimulateEphysArgs {
+        output: noisy.clone(),
+        clean: clean.clone(),
+        duration: args.seconds,
+        channels: 384,
+        sample_rate: SAMPLE_RATE_HZ,
+        noise_uv: 10.0,
+        units: None,
+        seed: args.seed,
+    })?;
+    let samples = (args.seconds * SAMPLE_RATE_HZ).round() as usize;
+
+    eprintln!("2/4 train: budget {} min", args.train_minutes);
+    super::train(&TrainArgs {
+        steps: Some(100_000),
+        max_minutes: Some(args.train_minutes),
+        steps_per_epoch: Some(100),
+        ..default_train_args(noisy.clone(), model.clone(), args.seed)
+    })?;
+
+    // The last second lies in the held-out validation tail (the last 10%).
+    let first = samples - SAMPLE_RATE_HZ as usize;
+    eprintln!("3/4 denoise the last second (samples {first}..{samples})");
+    super::denoise(&DenoiseArgs {
+        input: noisy.clone(),
+        raw: RawArgs::default(),
+        output: denoised.clone(),
+        model: model.clone(),
+        edges: EdgesArg::Keep,
+        dtype: None,
+        batch_size: None,
+        start_frame: first,
+        end_frame: None,
+        stats_frames: None,
+        window: WindowArgs::default(),
+    })?;
+
+    eprintln!("4/4 evaluate");
+    super::evaluate(&EvaluateArgs {
+        noisy: noisy.clone(),
+        denoised: denoised.clone(),
+        clean: Some(clean.clone()),
+        spikes: None,
+        raw: RawArgs::default(),
+        offset: first,
+        json: false,
+        report: Some(path("report.json")),
+    })?;
+    eprintln!(
+        "files in {}: noisy.bin/.meta (+ spikes.csv, units.csv), clean.bin/.meta, model.dimodel (+ loss CSV/PNG), denoised.bin/.meta, report.json",
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Training arguments with every setting left to its default.
+fn default_train_args(
+    input: std::path::PathBuf,
+    output: std::path::PathBuf,
+    seed: u64,
+) -> TrainArgs {
+    TrainArgs {
+        inputs: vec![input],
+        raw: RawArgs::default(),
+        output,
+        arch: None,
+        steps: None,
+        max_minutes: None,
+        window: WindowArgs::default(),
+        loss: None,
+        optimizer: None,
+        learning_rate: None,
+        lr_halving_epochs: None,
+        batch_size: None,
+        steps_per_epoch: None,
+        patch_size: None,
+        validation: Vec::new(),
+        validation_fraction: None,
+        validation_samples: None,
+        stats_frames: None,
+        resume: false,
+        config: None,
+        seed: Some(seed),
+    }
 }
 
 /// Reads frame `frame` of three movies and the trace of the most active clean pixel.
