@@ -50,29 +50,14 @@ pub fn demo(args: &DemoArgs) -> Result<()> {
 
     eprintln!("3/4 denoise");
     super::denoise(&DenoiseArgs {
-        input: noisy.clone(),
-        raw: RawArgs::default(),
-        output: denoised.clone(),
-        model: model.clone(),
-        edges: EdgesArg::Keep,
         dtype: Some(DtypeArg::Float32),
-        batch_size: None,
-        start_frame: 0,
-        end_frame: None,
-        stats_frames: None,
-        window: WindowArgs::default(),
+        ..default_denoise_args(&noisy, &denoised, &model)
     })?;
 
     eprintln!("4/4 evaluate");
     super::evaluate(&EvaluateArgs {
-        noisy: noisy.clone(),
-        denoised: denoised.clone(),
-        clean: Some(clean.clone()),
-        spikes: None,
-        raw: RawArgs::default(),
         offset: 0,
-        json: false,
-        report: Some(path("report.json")),
+        ..default_evaluate_args(&noisy, &denoised, &clean, &path("report.json"))
     })?;
     let figure = path("comparison.png");
     comparison_figure(&noisy, &denoised, &clean, &figure)?;
@@ -124,35 +109,56 @@ fn ephys_demo(args: &DemoArgs) -> Result<()> {
     let first = samples - SAMPLE_RATE_HZ as usize;
     eprintln!("3/4 denoise the last second (samples {first}..{samples})");
     super::denoise(&DenoiseArgs {
-        input: noisy.clone(),
-        raw: RawArgs::default(),
-        output: denoised.clone(),
-        model: model.clone(),
-        edges: EdgesArg::Keep,
-        dtype: None,
-        batch_size: None,
         start_frame: first,
-        end_frame: None,
-        stats_frames: None,
-        window: WindowArgs::default(),
+        ..default_denoise_args(&noisy, &denoised, &model)
     })?;
 
     eprintln!("4/4 evaluate");
     super::evaluate(&EvaluateArgs {
-        noisy: noisy.clone(),
-        denoised: denoised.clone(),
-        clean: Some(clean.clone()),
-        spikes: None,
-        raw: RawArgs::default(),
         offset: first,
-        json: false,
-        report: Some(path("report.json")),
+        ..default_evaluate_args(&noisy, &denoised, &clean, &path("report.json"))
     })?;
     eprintln!(
         "files in {}: noisy.bin/.meta (+ spikes.csv, units.csv), clean.bin/.meta, model.dimodel (+ loss CSV/PNG), denoised.bin/.meta, report.json",
         args.out.display()
     );
     Ok(())
+}
+
+/// Denoising arguments with every setting left to its default.
+fn default_denoise_args(input: &Path, output: &Path, model: &Path) -> DenoiseArgs {
+    DenoiseArgs {
+        input: input.to_path_buf(),
+        raw: RawArgs::default(),
+        output: output.to_path_buf(),
+        model: model.to_path_buf(),
+        edges: EdgesArg::Keep,
+        dtype: None,
+        batch_size: None,
+        start_frame: 0,
+        end_frame: None,
+        stats_frames: None,
+        window: WindowArgs::default(),
+    }
+}
+
+/// Evaluation arguments against the ground truth, writing `report`.
+fn default_evaluate_args(
+    noisy: &Path,
+    denoised: &Path,
+    clean: &Path,
+    report: &Path,
+) -> EvaluateArgs {
+    EvaluateArgs {
+        noisy: noisy.to_path_buf(),
+        denoised: denoised.to_path_buf(),
+        clean: Some(clean.to_path_buf()),
+        spikes: None,
+        raw: RawArgs::default(),
+        offset: 0,
+        json: false,
+        report: Some(report.to_path_buf()),
+    }
 }
 
 /// Training arguments with every setting left to its default.
