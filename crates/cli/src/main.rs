@@ -247,6 +247,16 @@ struct DenoiseArgs {
     /// Window for Keras models, which do not record one (default: half the input frames each side).
     #[command(flatten)]
     window: WindowArgs,
+    /// fMRI only: parity (one network pass per voxel and time point, the original's output)
+    /// or fast (blocks tiled over each volume, many voxels per pass).
+    #[arg(long, value_enum, default_value_t = ModeArg::Fast)]
+    mode: ModeArg,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ModeArg {
+    Parity,
+    Fast,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,7 +1,8 @@
 //! Opening recordings of every modality. The modality comes from the file: `.h5`/`.tif` are
 //! two-photon movies; `.bin`/`.dat`/`.raw`, SpikeGLX, Open Ephys binary (`structure.oebin`) and
 //! Open Ephys legacy (`.continuous`) are extracellular recordings, seen by the engine as movies
-//! of probe-grid frames.
+//! of probe-grid frames; `.nii`/`.nii.gz` are fMRI runs, which the engine reads as volumes
+//! (see `deepinterp_io::nifti`) rather than through [`Recording`].
 
 use std::path::Path;
 
@@ -10,6 +11,7 @@ use deepinterp::inference::DenoisePlan;
 use deepinterp::model::Modality;
 use deepinterp::probe::{GridRecording, GridWriter};
 use deepinterp_io::ephys::{RawLayout, create_ephys_like, is_ephys_path, open_ephys};
+use deepinterp_io::nifti::is_nifti_path;
 use deepinterp_io::{Dtype, MovieInfo, MovieReader, MovieWriter, create_movie, open_movie};
 
 use crate::RawArgs;
@@ -32,6 +34,8 @@ impl RawArgs {
 pub fn modality_of(path: &Path) -> Modality {
     if is_ephys_path(path) {
         Modality::Ephys
+    } else if is_nifti_path(path) {
+        Modality::Fmri
     } else {
         Modality::TwoPhoton
     }
@@ -71,6 +75,10 @@ impl Recording {
     pub fn open(path: &Path, raw: &RawArgs, row_multiple: usize) -> Result<Self> {
         Ok(match modality_of(path) {
             Modality::TwoPhoton => Recording::Movie(open_movie(path)?),
+            Modality::Fmri => bail!(
+                "{}: an fMRI run is read as volumes, not frames",
+                path.display()
+            ),
             Modality::Ephys => Recording::Ephys(Box::new(GridRecording::new(
                 open_ephys(path, raw.layout())?,
                 row_multiple,

@@ -83,6 +83,15 @@ pub fn plan<B: Backend>(
     let info = reader.info().clone();
     let window = model.spec.window;
     let path = reader.path().to_path_buf();
+    if model.network.planar().is_none() {
+        return Err(EngineError::recording(
+            &path,
+            format!(
+                "a {} model cannot denoise a frame recording",
+                model.spec.modality.name()
+            ),
+        ));
+    }
     let last = settings.end_frame.unwrap_or(info.frames.saturating_sub(1));
     if info.frames == 0 || last >= info.frames || settings.start_frame > last {
         return Err(EngineError::recording(
@@ -172,6 +181,9 @@ pub fn run<B: Backend>(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(), EngineError> {
     let window = model.spec.window;
+    let network = model.network.planar().ok_or_else(|| {
+        EngineError::InvalidModel("a volumetric model cannot denoise frames".into())
+    })?;
     let frames = reader.info().frames;
     let (height, width) = (plan.height, plan.width);
     let plane = height * width;
@@ -204,7 +216,7 @@ pub fn run<B: Backend>(
             TensorData::new(inputs, [batch, channels, height, width]),
             device,
         );
-        let output = model.network.forward_any_size(input);
+        let output = network.forward_any_size(input);
         let mut values = output
             .into_data()
             .convert::<f32>()

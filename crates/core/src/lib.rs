@@ -2,7 +2,8 @@
 //!
 //! - [`sampling`]: windows of neighbouring frames, normalisation, frame blocks;
 //! - [`probe`]: extracellular channels laid out on the network's probe grid, and back;
-//! - [`model`]: the U-Net family, Keras import, our self-describing model file;
+//! - [`volume`]: fMRI voxel blocks, central-block normalisation, parity and fast inference;
+//! - [`model`]: the U-Net family (2D and 3D), Keras import, our self-describing model file;
 //! - [`training`]: self-supervised training with validation, checkpoints and resume;
 //! - [`inference`]: streaming, chunked denoising of whole recordings;
 //! - [`backend`]: the CPU (default) and CUDA (`cuda` feature) backends.
@@ -17,5 +18,6 @@ pub mod model;
 pub mod probe;
 pub mod sampling;
 pub mod training;
+pub mod volume;
 
 pub use error::EngineError;

@@ -1,6 +1,6 @@
 //! Parity with the original implementation's goldens (`shared/fixtures/keras`): the paper's
-//! two-photon and Neuropixels networks reproduce Keras' outputs, and denoising reproduces the
-//! original's end-to-end output files. Tolerances are the fixtures README's.
+//! two-photon, Neuropixels and fMRI networks reproduce Keras' outputs, and denoising
+//! reproduces the original's end-to-end output files. Tolerances are the fixtures README's.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,9 @@ use deepinterp::inference::{self, DenoisePlan, DenoiseSettings, EdgeMode};
 use deepinterp::model::{Modality, Model, load_model};
 use deepinterp::probe::GridRecording;
 use deepinterp::sampling::Window;
+use deepinterp::volume::{VolumeBlock, VolumeDenoiseSettings, VolumeMode, denoise_volumes};
 use deepinterp_io::ephys::{RawLayout, open_ephys};
+use deepinterp_io::nifti::{NiftiDtype, create_volume_like, open_volume};
 use deepinterp_io::{Dtype, MovieReader};
 use deepinterp_io::{IoError, MovieWriter, WriteSummary, open_movie, read_npy_f32};
 
@@ -71,6 +73,8 @@ fn compare_network(model: &Model<Cpu>, input: &str, output: &str) {
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(nchw, [n, c, h, w]), &device);
     let y = model
         .network
+        .planar()
+        .unwrap()
         .forward(x)
         .into_data()
         .to_vec::<f32>()
@@ -213,7 +217,7 @@ fn ephys_denoise_drop_matches_original_output() {
         dtype: Dtype::I16,
     };
     let ephys = open_ephys(&dir.join("ephys_input_raw_400x384_int16.dat"), Some(raw)).unwrap();
-    let mut reader = GridRecording::new(ephys, model.network.size_multiple()[0]);
+    let mut reader = GridRecording::new(ephys, model.network.planar().unwrap().size_multiple()[0]);
     assert_eq!(
         (reader.info().height, reader.info().width),
         (384, 2),
@@ -228,4 +232,130 @@ fn ephys_denoise_drop_matches_original_output() {
     // The README's statistics: mean 2.0065625, std 66.49175 (float32).
     assert!((plan.normalization.mean - 2.006_562_5).abs() < 1e-5);
     assert!((plan.normalization.std - 66.491_75).abs() < 1e-3);
+}
+
+/// NDHWC → NCDHW (Keras' channels-last blocks to burn's layout).
+fn to_ncdhw(data: &[f32], [n, sx, sy, sz, c]: [usize; 5]) -> Vec<f32> {
+    let voxels = sx * sy * sz;
+    let mut out = vec![0f32; data.len()];
+    for b in 0..n {
+        for v in 0..voxels {
+            for ch in 0..c {
+                out[(b * c + ch) * voxels + v] = data[(b * voxels + v) * c + ch];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn fmri_unet_denoiser_matches_keras_in_both_file_layouts() {
+    let dir = fixtures();
+    let device = Default::default();
+    let (shape, data) =
+        read_npy_f32(&dir.join("net_fmri_unet_denoiser_input_4x7x7x7x5.npy")).unwrap();
+    let shape: [usize; 5] = shape.try_into().unwrap();
+    let [n, sx, sy, sz, c] = shape;
+    let (_, golden) =
+        read_npy_f32(&dir.join("net_fmri_unet_denoiser_output_4x7x7x7x1.npy")).unwrap();
+    for file in [
+        "model_fmri_unet_denoiser.h5",
+        "model_fmri_unet_denoiser_legacy_layout.h5",
+    ] {
+        let model = load_model::<Cpu>(&dir.join(file), None, &device).unwrap();
+        assert_eq!(model.spec.architecture, "fmri_unet_denoiser");
+        assert_eq!(model.spec.modality, Modality::Fmri);
+        assert_eq!(model.spec.window, Window::new(2, 2, 0).unwrap());
+        assert_eq!(
+            model.spec.block,
+            Some(VolumeBlock {
+                radius: [3; 3],
+                hole: 4
+            })
+        );
+        assert_eq!(model.spec.network.parameter_count(), 44_369);
+        let x = Tensor::<Cpu, 5>::from_data(
+            TensorData::new(to_ncdhw(&data, shape), [n, c, sx, sy, sz]),
+            &device,
+        );
+        let y = model
+            .network
+            .volumetric()
+            .unwrap()
+            .forward(x)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let diff = max_abs_diff(&y, &golden);
+        let tolerance = 3e-5 * max_abs(&golden);
+        println!("{file}: max |rust - keras| = {diff:.3e} (tolerance {tolerance:.3e})");
+        assert!(
+            diff <= tolerance,
+            "{file}: max abs diff {diff} > {tolerance}"
+        );
+    }
+}
+
+/// The original's FmriGenerator + fmri_inferrence on a 13×12×10×12 run: every voxel of every
+/// time point, from one block per voxel (parity mode), against the original's output.
+#[test]
+fn fmri_parity_mode_matches_original_output() {
+    let dir = fixtures();
+    let device = Default::default();
+    let model = load_model::<Cpu>(&dir.join("model_fmri_unet_denoiser.h5"), None, &device).unwrap();
+    let mut reader = open_volume(&dir.join("fmri_input_13x12x10x12_int16.nii.gz")).unwrap();
+    let [sx, sy, sz] = reader.info().shape;
+    let frames = reader.info().frames;
+    assert_eq!([sx, sy, sz, frames], [13, 12, 10, 12]);
+    let output_dir = tempfile::tempdir().unwrap();
+    let output = output_dir.path().join("denoised.nii");
+    let mut writer = create_volume_like(&reader, &output, NiftiDtype::F32, frames).unwrap();
+    let settings = VolumeDenoiseSettings {
+        mode: VolumeMode::Parity,
+        batch_blocks: 500,
+    };
+    let summary = denoise_volumes(
+        &model,
+        &mut reader,
+        &mut writer,
+        &settings,
+        &device,
+        &mut |_| {},
+    )
+    .unwrap();
+    writer.finish().unwrap();
+    assert_eq!(
+        summary.blocks,
+        sx * sy * sz * frames,
+        "one block per voxel and time point"
+    );
+    // The README's statistics over x 3:9, y 3:9, z 3:7, t 3:9 (half-to-even rounding).
+    assert!((summary.normalization.mean as f64 - 757.096_064_814_814_8).abs() < 1e-3);
+    assert!((summary.normalization.std as f64 - 105.038_997_534_405_45).abs() < 1e-3);
+
+    let mut ours = vec![0f32; sx * sy * sz * frames];
+    let mut written = open_volume(&output).unwrap();
+    written.read_volumes(0, frames, &mut ours).unwrap();
+    // The golden is [x, y, z, t] in C order; ours is volume after volume, x fastest.
+    let golden = rust_hdf5::H5File::open(dir.join("fmri_e2e_output.h5"))
+        .unwrap()
+        .dataset("data")
+        .unwrap()
+        .read_raw::<f32>()
+        .unwrap();
+    assert_eq!(golden.len(), ours.len());
+    let mut diff = 0f32;
+    for t in 0..frames {
+        for z in 0..sz {
+            for y in 0..sy {
+                for x in 0..sx {
+                    let mine = ours[((t * sz + z) * sy + y) * sx + x];
+                    let theirs = golden[((x * sy + y) * sz + z) * frames + t];
+                    diff = diff.max((mine - theirs).abs());
+                }
+            }
+        }
+    }
+    println!("fmri_e2e_output.h5: max |rust - original| = {diff:.5} (atol 0.063)");
+    assert!(diff <= 0.063, "fMRI parity: max abs diff {diff} > 0.063");
 }

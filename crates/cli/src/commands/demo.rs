@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use deepinterp_io::open_movie;
 
 use crate::{
-    DemoArgs, DenoiseArgs, DtypeArg, EdgesArg, EvaluateArgs, RawArgs, Simulate2pArgs,
+    DemoArgs, DenoiseArgs, DtypeArg, EdgesArg, EvaluateArgs, ModeArg, RawArgs, Simulate2pArgs,
     SimulateEphysArgs, TrainArgs, WindowArgs,
 };
 
@@ -139,6 +139,7 @@ fn default_denoise_args(input: &Path, output: &Path, model: &Path) -> DenoiseArg
         end_frame: None,
         stats_frames: None,
         window: WindowArgs::default(),
+        mode: ModeArg::Fast,
     }
 }
 

@@ -1,17 +1,20 @@
 //! `deepinterp denoise`: plan the output, then stream the recording through the network.
 //! Movies and extracellular recordings share the engine; only opening and writing differ.
+//! fMRI runs go through the volumetric path (`deepinterp::volume`), in parity or fast mode.
 
 use anyhow::Result;
 use deepinterp::inference::{self, DenoiseSettings, EdgeMode};
-use deepinterp::model::load_model;
+use deepinterp::model::{Model, load_model};
 use deepinterp::sampling::Window;
+use deepinterp::volume::{VolumeDenoiseSettings, VolumeMode, denoise_volumes};
 use deepinterp_io::WriteSummary;
+use deepinterp_io::nifti::{NiftiDtype, create_volume_like, is_nifti_path, open_volume};
 
 use crate::backend::Infer;
 use crate::commands::simulate::clipped_note;
 use crate::progress;
 use crate::recording::{Recording, modality_of};
-use crate::{DenoiseArgs, EdgesArg};
+use crate::{DenoiseArgs, DtypeArg, EdgesArg, ModeArg};
 
 pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
     let device = Default::default();
@@ -47,8 +50,6 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
             model.spec.architecture
         );
     }
-    let row_multiple = model.network.size_multiple()[0];
-    let mut recording = Recording::open(&args.input, &args.raw, row_multiple)?;
     // Replacing the raw recording by its denoised version would lose the raw data for good.
     if let (Ok(input), Ok(output)) = (args.input.canonicalize(), args.output.canonicalize())
         && input == output
@@ -58,6 +59,11 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
             args.output.display()
         );
     }
+    let Some(planar) = model.network.planar() else {
+        return denoise_run(args, &model, &device);
+    };
+    let row_multiple = planar.size_multiple()[0];
+    let mut recording = Recording::open(&args.input, &args.raw, row_multiple)?;
     let settings = DenoiseSettings {
         edges: match args.edges {
             EdgesArg::Keep => EdgeMode::Keep,
@@ -100,6 +106,72 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
         model.spec.architecture,
         summary.path.display(),
         plan.output_frames as f64 / seconds.max(1e-9),
+        clipped_note(summary.clipped_values),
+        progress::peak_rss_note()
+    );
+    Ok(summary)
+}
+
+/// Denoises an fMRI run with a volumetric model, into a NIfTI file with the input's header.
+fn denoise_run(
+    args: &DenoiseArgs,
+    model: &Model<Infer>,
+    device: &burn::tensor::Device<Infer>,
+) -> Result<WriteSummary> {
+    anyhow::ensure!(
+        is_nifti_path(&args.output),
+        "{}: an fMRI run is written as NIfTI: name the output .nii or .nii.gz",
+        args.output.display()
+    );
+    anyhow::ensure!(
+        args.start_frame == 0
+            && args.end_frame.is_none()
+            && args.stats_frames.is_none()
+            && args.edges == EdgesArg::Keep,
+        "{}: --start-frame, --end-frame, --stats-frames and --edges apply to frame recordings; an fMRI run is denoised whole, every voxel and time point, with central-block statistics",
+        args.input.display()
+    );
+    let mut reader = open_volume(&args.input)?;
+    let dtype = match args.dtype {
+        None | Some(DtypeArg::Float32) => NiftiDtype::F32,
+        Some(DtypeArg::Int16) => NiftiDtype::I16,
+        Some(DtypeArg::Uint16) => NiftiDtype::U16,
+    };
+    let frames = reader.info().frames;
+    let settings = VolumeDenoiseSettings {
+        mode: match args.mode {
+            ModeArg::Parity => VolumeMode::Parity,
+            ModeArg::Fast => VolumeMode::Fast,
+        },
+        batch_blocks: args.batch_size.unwrap_or(1024),
+    };
+    // The writer works on a temp file: any error below drops it and removes it.
+    let mut writer = create_volume_like(&reader, &args.output, dtype, frames)?;
+    let bar = progress::bar(frames as u64, "denoise", "volumes");
+    let started = std::time::Instant::now();
+    let outcome = denoise_volumes(
+        model,
+        &mut reader,
+        &mut writer,
+        &settings,
+        device,
+        &mut |done| bar.set_position(done as u64),
+    )?;
+    let summary = writer.finish()?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "denoised {frames} volumes of {} with {} ({}, {} mode, {} network passes) into {} in {seconds:.1} s ({:.2} volumes/s){}{}",
+        args.input.display(),
+        args.model.display(),
+        model.spec.architecture,
+        match settings.mode {
+            VolumeMode::Parity => "parity",
+            VolumeMode::Fast => "fast",
+        },
+        outcome.blocks,
+        summary.path.display(),
+        frames as f64 / seconds.max(1e-9),
         clipped_note(summary.clipped_values),
         progress::peak_rss_note()
     );

@@ -27,6 +27,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
     match modality_of(&args.noisy) {
         Modality::TwoPhoton => evaluate_movie(args).map(|_| ()),
         Modality::Ephys => evaluate_ephys(args).map(|_| ()),
+        Modality::Fmri => evaluate_fmri(args).map(|_| ()),
     }
 }
 
@@ -383,4 +384,12 @@ pub fn print_ephys_summary(report: &EphysReport, in_microvolts: bool) {
             spikes.amplitude_ratio_max
         );
     }
+}
+
+/// Placeholder until the fMRI evaluator lands.
+pub fn evaluate_fmri(args: &EvaluateArgs) -> Result<()> {
+    anyhow::bail!(
+        "{}: fMRI evaluation is not available yet",
+        args.noisy.display()
+    )
 }

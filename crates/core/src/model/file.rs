@@ -11,7 +11,6 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use super::unet::{ConvLayer, UNet};
 use super::{Model, ModelSpec};
 use crate::error::EngineError;
 
@@ -45,19 +44,17 @@ pub fn is_model_file(path: &Path) -> Result<bool, EngineError> {
 pub fn write_model<B: Backend>(path: &Path, model: &Model<B>) -> Result<(), EngineError> {
     let mut arrays = Vec::new();
     let mut payload: Vec<f32> = Vec::new();
-    for (index, conv) in model.network.convs.iter().enumerate() {
-        let weight = conv.weight.val();
+    for (index, (shape, weight, bias)) in model.network.weight_values()?.into_iter().enumerate() {
         arrays.push(ArrayHeader {
             name: format!("conv{index}.weight"),
-            shape: weight.dims().to_vec(),
+            shape,
         });
-        payload.extend(tensor_values(weight.into_data())?);
-        let bias = conv.bias.val();
+        payload.extend(weight);
         arrays.push(ArrayHeader {
             name: format!("conv{index}.bias"),
-            shape: bias.dims().to_vec(),
+            shape: vec![bias.len()],
         });
-        payload.extend(tensor_values(bias.into_data())?);
+        payload.extend(bias);
     }
     let header = Header {
         format_version: FORMAT_VERSION,
@@ -75,12 +72,6 @@ pub fn write_model<B: Backend>(path: &Path, model: &Model<B>) -> Result<(), Engi
         bytes.extend_from_slice(&value.to_le_bytes());
     }
     write_atomically(path, &bytes)
-}
-
-fn tensor_values(data: burn::tensor::TensorData) -> Result<Vec<f32>, EngineError> {
-    data.convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| EngineError::InvalidModel(format!("cannot read weights: {e:?}")))
 }
 
 /// Writes bytes to a sibling temp file, syncs it and renames it onto `path`.
@@ -148,7 +139,7 @@ pub fn read_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B
             .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
             .collect())
     };
-    let expected = header.spec.network.conv_shapes();
+    let expected = header.spec.network.weight_shapes();
     if header.arrays.len() != 2 * expected.len() {
         return Err(fail(format!(
             "{} arrays stored, the network needs {}",
@@ -156,10 +147,9 @@ pub fn read_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B
             2 * expected.len()
         )));
     }
-    let mut convs = Vec::with_capacity(expected.len());
-    for (pair, &(cin, cout, k)) in header.arrays.chunks_exact(2).zip(&expected) {
-        let shape = [cout, cin, k[0], k[1]];
-        if pair[0].shape != shape || pair[1].shape != [cout] {
+    let mut weights = Vec::with_capacity(expected.len());
+    for (pair, shape) in header.arrays.chunks_exact(2).zip(&expected) {
+        if &pair[0].shape != shape || pair[1].shape != [shape[0]] {
             return Err(fail(format!(
                 "array {} has shape {:?}, expected {shape:?}",
                 pair[0].name, pair[0].shape
@@ -167,12 +157,12 @@ pub fn read_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B
         }
         let weight = take(&pair[0].shape)?;
         let bias = take(&pair[1].shape)?;
-        convs.push(ConvLayer::from_data(weight, shape, bias, device));
+        weights.push((weight, bias));
     }
     if !values.is_empty() {
         return Err(fail("trailing bytes after the weights".into()));
     }
-    let network = UNet::from_layers(&header.spec.network, convs)?;
+    let network = header.spec.network.from_weights(weights, device)?;
     Ok(Model {
         spec: header.spec,
         network,
@@ -183,7 +173,7 @@ pub fn read_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B
 mod tests {
     use super::*;
     use crate::backend::Cpu;
-    use crate::model::{Modality, NormalizationPolicy, UNetConfig};
+    use crate::model::{Modality, NetworkConfig, NormalizationPolicy, UNetConfig};
     use crate::sampling::Window;
     use burn::tensor::{Distribution, Tensor};
 
@@ -193,13 +183,16 @@ mod tests {
             spec: ModelSpec {
                 architecture: "unet-d2-w3".into(),
                 modality: Modality::TwoPhoton,
-                network: config.clone(),
+                network: NetworkConfig::Planar(config.clone()),
                 window: Window::new(2, 2, 0).unwrap(),
+                block: None,
                 normalization: NormalizationPolicy::default(),
                 training: None,
                 source: "test".into(),
             },
-            network: config.init::<Cpu>(&Default::default()).unwrap(),
+            network: crate::model::Network::Planar(
+                config.init::<Cpu>(&Default::default()).unwrap(),
+            ),
         }
     }
 
@@ -216,11 +209,20 @@ mod tests {
         let x = Tensor::<Cpu, 4>::random([1, 4, 8, 8], Distribution::Normal(0.0, 1.0), &device);
         let before = model
             .network
+            .planar()
+            .unwrap()
             .forward(x.clone())
             .into_data()
             .to_vec::<f32>()
             .unwrap();
-        let after = back.network.forward(x).into_data().to_vec::<f32>().unwrap();
+        let after = back
+            .network
+            .planar()
+            .unwrap()
+            .forward(x)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         assert_eq!(before, after);
 
         let bytes = std::fs::read(&path).unwrap();

@@ -3,8 +3,9 @@
 //! The importer follows the `model_config` topology (layer classes and inbound nodes), not
 //! layer names, which depend on the Keras version and session. It recognises the U-Net shape
 //! (conv → pool per level, bottleneck, upsample → concat[upsampled, skip] → conv per level,
-//! final linear 1×1 conv) and maps HWIO kernels to burn's OIHW layout. Optimizer state in the
-//! file is ignored.
+//! final linear 1×1 conv) in 2D (two-photon, ephys) and in 3D (fMRI, whose upsampled maps are
+//! zero-padded by one plane before the concatenation), and maps HWIO / DHWIO kernels to burn's
+//! OIHW / OIDHW layouts. Optimizer state in the file is ignored.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,18 +14,20 @@ use burn::tensor::backend::Backend;
 use deepinterp_io::keras::{KerasModelFile, read_keras_model};
 use serde_json::Value;
 
-use super::unet::{ConvLayer, UNet, UNetConfig};
+use super::network::{Network, NetworkConfig};
+use super::unet::UNetConfig;
+use super::unet3d::VolumeUNetConfig;
 use crate::error::EngineError;
 
 /// A Keras U-Net: its configuration and its weights in our layout.
 pub struct ImportedNetwork<B: Backend> {
     /// The recovered configuration.
-    pub config: UNetConfig,
+    pub config: NetworkConfig,
     /// The network with the file's weights.
-    pub network: UNet<B>,
-    /// Spatial input size recorded in the file (`None` where it is free); informative only,
-    /// since the network is fully convolutional.
-    pub recorded_input_size: Option<[usize; 2]>,
+    pub network: Network<B>,
+    /// Spatial input size recorded in the file (`None` where it is free): informative for
+    /// the fully convolutional 2D networks, the block size of the 3D ones.
+    pub recorded_input_size: Option<Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -46,8 +49,9 @@ pub fn import_keras_unet<B: Backend>(
     let plan = recover_unet(&layers).map_err(fail)?;
     let weights: HashMap<&str, &deepinterp_io::keras::KerasLayerWeights> =
         file.weights.iter().map(|w| (w.layer.as_str(), w)).collect();
-    let mut convs = Vec::with_capacity(plan.conv_names.len());
-    for (name, &(cin, cout, kernel)) in plan.conv_names.iter().zip(&plan.config.conv_shapes()) {
+    let config = plan.network_config()?;
+    let mut values = Vec::with_capacity(plan.conv_names.len());
+    for (name, shape) in plan.conv_names.iter().zip(config.weight_shapes()) {
         let layer = weights
             .get(name.as_str())
             .ok_or_else(|| fail(format!("no weights for layer '{name}'")))?;
@@ -66,39 +70,38 @@ pub fn import_keras_unet<B: Backend>(
         };
         let kernel_array = find("kernel")?;
         let bias_array = find("bias")?;
-        let hwio = [kernel[0], kernel[1], cin, cout];
-        if kernel_array.shape != hwio || bias_array.shape != [cout] {
+        // burn's [out, in, k...] is Keras' [k..., in, out].
+        let (cout, cin, spatial) = (shape[0], shape[1], &shape[2..]);
+        let keras_shape: Vec<usize> = spatial.iter().copied().chain([cin, cout]).collect();
+        if kernel_array.shape != keras_shape || bias_array.shape != [cout] {
             return Err(fail(format!(
-                "layer '{name}': kernel {:?} / bias {:?}, expected {hwio:?} / [{cout}]",
+                "layer '{name}': kernel {:?} / bias {:?}, expected {keras_shape:?} / [{cout}]",
                 kernel_array.shape, bias_array.shape
             )));
         }
-        let oihw = hwio_to_oihw(&kernel_array.data, hwio);
-        convs.push(ConvLayer::from_data(
-            oihw,
-            [cout, cin, kernel[0], kernel[1]],
+        let spatial_len = spatial.iter().product();
+        values.push((
+            keras_to_burn_kernel(&kernel_array.data, spatial_len, cin, cout),
             bias_array.data.clone(),
-            device,
         ));
     }
-    let network = UNet::from_layers(&plan.config, convs)?;
+    let network = config.from_weights(values, device)?;
     Ok(ImportedNetwork {
-        config: plan.config,
+        config,
         network,
         recorded_input_size: plan.recorded_input_size,
     })
 }
 
-/// Rearranges a Keras `(kh, kw, in, out)` kernel into burn's `(out, in, kh, kw)`.
-pub fn hwio_to_oihw(data: &[f32], [kh, kw, cin, cout]: [usize; 4]) -> Vec<f32> {
+/// Rearranges a Keras kernel `(k..., in, out)` (HWIO, DHWIO) into burn's `(out, in, k...)`;
+/// `spatial` is the product of the kernel's sides.
+pub fn keras_to_burn_kernel(data: &[f32], spatial: usize, cin: usize, cout: usize) -> Vec<f32> {
     let mut out = vec![0f32; data.len()];
-    for y in 0..kh {
-        for x in 0..kw {
-            for i in 0..cin {
-                let src = ((y * kw + x) * cin + i) * cout;
-                for o in 0..cout {
-                    out[((o * cin + i) * kh + y) * kw + x] = data[src + o];
-                }
+    for position in 0..spatial {
+        for i in 0..cin {
+            let src = (position * cin + i) * cout;
+            for o in 0..cout {
+                out[(o * cin + i) * spatial + position] = data[src + o];
             }
         }
     }
@@ -160,13 +163,63 @@ fn collect_inbound(value: &Value, names: &mut Vec<String>) {
     }
 }
 
+/// The U-Net read from a layer graph, in either dimensionality (kernels and pools have one
+/// side per spatial axis).
 struct UNetPlan {
-    config: UNetConfig,
+    spatial_dims: usize,
+    in_channels: usize,
+    encoder_widths: Vec<usize>,
+    bottleneck_width: usize,
+    encoder_kernels: Vec<Vec<usize>>,
+    bottleneck_kernel: Vec<usize>,
+    decoder_kernels: Vec<Vec<usize>>,
+    pools: Vec<Vec<usize>>,
     conv_names: Vec<String>,
-    recorded_input_size: Option<[usize; 2]>,
+    recorded_input_size: Option<Vec<usize>>,
 }
 
-fn pair(value: &Value, what: &str, layer: &str) -> Result<[usize; 2], String> {
+impl UNetPlan {
+    fn network_config(&self) -> Result<NetworkConfig, EngineError> {
+        fn fixed<const N: usize>(sides: &[Vec<usize>]) -> Vec<[usize; N]> {
+            sides
+                .iter()
+                .map(|side| side.as_slice().try_into().expect("checked length"))
+                .collect()
+        }
+        let config = match self.spatial_dims {
+            2 => {
+                let config = UNetConfig {
+                    in_channels: self.in_channels,
+                    encoder_widths: self.encoder_widths.clone(),
+                    bottleneck_width: self.bottleneck_width,
+                    encoder_kernels: fixed(&self.encoder_kernels),
+                    bottleneck_kernel: fixed(std::slice::from_ref(&self.bottleneck_kernel))[0],
+                    decoder_kernels: fixed(&self.decoder_kernels),
+                    pools: fixed(&self.pools),
+                };
+                config.validate()?;
+                NetworkConfig::Planar(config)
+            }
+            _ => {
+                let config = VolumeUNetConfig {
+                    in_channels: self.in_channels,
+                    encoder_widths: self.encoder_widths.clone(),
+                    bottleneck_width: self.bottleneck_width,
+                    encoder_kernels: fixed(&self.encoder_kernels),
+                    bottleneck_kernel: fixed(std::slice::from_ref(&self.bottleneck_kernel))[0],
+                    decoder_kernels: fixed(&self.decoder_kernels),
+                    pools: fixed(&self.pools),
+                };
+                config.validate()?;
+                NetworkConfig::Volumetric(config)
+            }
+        };
+        Ok(config)
+    }
+}
+
+/// A list of `n` integers (a kernel, pool, stride or size).
+fn sides(value: &Value, n: usize, what: &str, layer: &str) -> Result<Vec<usize>, String> {
     let list = value
         .as_array()
         .ok_or_else(|| format!("layer '{layer}': {what} is not a list"))?;
@@ -174,11 +227,31 @@ fn pair(value: &Value, what: &str, layer: &str) -> Result<[usize; 2], String> {
         .iter()
         .filter_map(|v| v.as_u64().map(|n| n as usize))
         .collect();
-    match numbers.as_slice() {
-        [a, b] => Ok([*a, *b]),
-        _ => Err(format!(
-            "layer '{layer}': {what} {value} is not two integers"
-        )),
+    if numbers.len() == n && list.len() == n {
+        Ok(numbers)
+    } else {
+        Err(format!(
+            "layer '{layer}': {what} {value} is not {n} integers"
+        ))
+    }
+}
+
+/// Layer class names of a U-Net of `dims` spatial dimensions.
+struct Classes {
+    conv: String,
+    pool: String,
+    up: String,
+    pad: String,
+}
+
+impl Classes {
+    fn new(dims: usize) -> Self {
+        Self {
+            conv: format!("Conv{dims}D"),
+            pool: format!("MaxPooling{dims}D"),
+            up: format!("UpSampling{dims}D"),
+            pad: format!("ZeroPadding{dims}D"),
+        }
     }
 }
 
@@ -208,128 +281,139 @@ fn recover_unet(layers: &[Layer]) -> Result<UNetPlan, String> {
         .or_else(|| input.config.get("batch_shape"))
         .and_then(Value::as_array)
         .ok_or("InputLayer has no batch_input_shape")?;
-    if shape.len() != 4 {
+    if shape.len() != 4 && shape.len() != 5 {
         return Err(format!(
-            "input has {} dimensions; only 2D U-Nets (batch, height, width, frames) are supported here",
+            "input has {} dimensions; only 2D (batch, height, width, frames) and 3D (batch, x, y, z, time) U-Nets are supported",
             shape.len()
         ));
     }
-    let in_channels = shape[3]
+    let dims = shape.len() - 2;
+    let classes = Classes::new(dims);
+    let in_channels = shape[dims + 1]
         .as_u64()
         .ok_or("input channel count is not fixed")? as usize;
-    let recorded_input_size = match (shape[1].as_u64(), shape[2].as_u64()) {
-        (Some(h), Some(w)) => Some([h as usize, w as usize]),
-        _ => None,
-    };
+    let recorded_input_size: Option<Vec<usize>> = shape[1..=dims]
+        .iter()
+        .map(|side| side.as_u64().map(|side| side as usize))
+        .collect();
 
-    let mut encoder: Vec<(&Layer, [usize; 2])> = Vec::new(); // (conv, pool below it)
+    let mut encoder: Vec<(&Layer, Vec<usize>)> = Vec::new(); // (conv, pool below it)
     let mut bottleneck: Option<&Layer> = None;
     let mut decoder: Vec<&Layer> = Vec::new();
     let mut final_conv: Option<&Layer> = None;
     for layer in layers {
-        match layer.class.as_str() {
-            "InputLayer" => {}
-            "MaxPooling2D" => {
-                let source = single_input(layer)?;
-                if source.class != "Conv2D" {
-                    return Err(format!(
-                        "pooling '{}' does not follow a convolution",
-                        layer.name
-                    ));
-                }
-                let pool = pair(&layer.config["pool_size"], "pool_size", &layer.name)?;
-                let strides = &layer.config["strides"];
-                if !strides.is_null() && pair(strides, "strides", &layer.name)? != pool {
-                    return Err(format!(
-                        "pooling '{}' has strides unlike its size",
-                        layer.name
-                    ));
-                }
-                encoder.push((source, pool));
-            }
-            "Conv2D" => {
-                let source = single_input(layer)?;
-                let strides = pair(&layer.config["strides"], "strides", &layer.name)?;
-                let dilation = layer.config.get("dilation_rate");
-                let dilated = dilation
-                    .map(|d| pair(d, "dilation_rate", &layer.name).map(|d| d != [1, 1]))
-                    .transpose()?
-                    .unwrap_or(false);
-                if strides != [1, 1] || dilated || layer.config["padding"] != "same" {
-                    return Err(format!(
-                        "conv '{}' is not a stride-1, undilated, 'same' convolution",
-                        layer.name
-                    ));
-                }
-                match source.class.as_str() {
-                    "Concatenate" => decoder.push(layer),
-                    "MaxPooling2D" if bottleneck.is_none() => {
-                        // An encoder conv or the bottleneck; settled once pools are known.
-                    }
-                    "Conv2D" if !decoder.is_empty() => final_conv = Some(layer),
-                    "InputLayer" | "MaxPooling2D" => {}
-                    other => {
-                        return Err(format!(
-                            "conv '{}' follows an unexpected {other}",
-                            layer.name
-                        ));
-                    }
-                }
-            }
-            "UpSampling2D" => {
-                let source = single_input(layer)?;
-                if decoder.is_empty() && bottleneck.is_none() {
-                    bottleneck = Some(source);
-                }
-                let interpolation = layer.config["interpolation"].as_str().unwrap_or("nearest");
-                if interpolation != "nearest" {
-                    return Err(format!("upsampling '{}' is {interpolation}", layer.name));
-                }
-            }
-            "Concatenate" => {
-                let [up, skip] = layer.inbound.as_slice() else {
-                    return Err(format!(
-                        "concatenate '{}' does not join two layers",
-                        layer.name
-                    ));
-                };
-                let up = by_name
-                    .get(up.as_str())
-                    .ok_or("unknown concatenate input")?;
-                let skip = by_name
-                    .get(skip.as_str())
-                    .ok_or("unknown concatenate input")?;
-                if up.class != "UpSampling2D" || skip.class != "Conv2D" {
-                    return Err(format!(
-                        "concatenate '{}' is not [upsampled, skip] (got [{}, {}])",
-                        layer.name, up.class, skip.class
-                    ));
-                }
-                let level = encoder.len().checked_sub(decoder.len() + 1).ok_or(format!(
-                    "concatenate '{}' has no matching encoder level",
-                    layer.name
-                ))?;
-                let (expected_skip, pool) = encoder[level];
-                let size = pair(&up.config["size"], "size", &up.name)?;
-                if expected_skip.name != skip.name || size != pool {
-                    return Err(format!(
-                        "concatenate '{}' joins '{}' (×{size:?}) but level {level} is '{}' (pool {pool:?})",
-                        layer.name, skip.name, expected_skip.name
-                    ));
-                }
-            }
-            "Activation" | "Dropout" | "BatchNormalization" | "Dense" | "Flatten" => {
+        let class = layer.class.as_str();
+        if class == "InputLayer" {
+        } else if class == classes.pool {
+            let source = single_input(layer)?;
+            if source.class != classes.conv {
                 return Err(format!(
-                    "layer '{}' ({}) is not part of the DeepInterpolation U-Nets",
-                    layer.name, layer.class
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "unsupported layer class {other} ('{}')",
+                    "pooling '{}' does not follow a convolution",
                     layer.name
                 ));
             }
+            let pool = sides(&layer.config["pool_size"], dims, "pool_size", &layer.name)?;
+            let strides = &layer.config["strides"];
+            if !strides.is_null() && sides(strides, dims, "strides", &layer.name)? != pool {
+                return Err(format!(
+                    "pooling '{}' has strides unlike its size",
+                    layer.name
+                ));
+            }
+            encoder.push((source, pool));
+        } else if class == classes.conv {
+            let source = single_input(layer)?;
+            let strides = sides(&layer.config["strides"], dims, "strides", &layer.name)?;
+            let dilated = match layer.config.get("dilation_rate") {
+                Some(d) => sides(d, dims, "dilation_rate", &layer.name)?
+                    .iter()
+                    .any(|&d| d != 1),
+                None => false,
+            };
+            if strides.iter().any(|&s| s != 1) || dilated || layer.config["padding"] != "same" {
+                return Err(format!(
+                    "conv '{}' is not a stride-1, undilated, 'same' convolution",
+                    layer.name
+                ));
+            }
+            let source_class = source.class.as_str();
+            if source_class == "Concatenate" {
+                decoder.push(layer);
+            } else if source_class == classes.conv && !decoder.is_empty() {
+                final_conv = Some(layer);
+            } else if source_class != "InputLayer" && source_class != classes.pool {
+                // Encoder convs and the bottleneck follow the input or a pool; they are
+                // settled once the pools are known.
+                return Err(format!(
+                    "conv '{}' follows an unexpected {source_class}",
+                    layer.name
+                ));
+            }
+        } else if class == classes.up {
+            let source = single_input(layer)?;
+            if decoder.is_empty() && bottleneck.is_none() {
+                bottleneck = Some(source);
+            }
+            let interpolation = layer.config["interpolation"].as_str().unwrap_or("nearest");
+            if interpolation != "nearest" {
+                return Err(format!("upsampling '{}' is {interpolation}", layer.name));
+            }
+        } else if class == classes.pad {
+            // Only the fMRI network's one plane of zeros at the high end after upsampling.
+            let source = single_input(layer)?;
+            let padding = layer.config["padding"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let high_end_only = padding.len() == dims
+                && padding
+                    .iter()
+                    .all(|side| sides(side, 2, "padding", &layer.name).is_ok_and(|p| p[0] == 0));
+            if source.class != classes.up || !high_end_only {
+                return Err(format!(
+                    "zero padding '{}' is not a high-end padding of an upsampled map",
+                    layer.name
+                ));
+            }
+        } else if class == "Concatenate" {
+            let [up, skip] = layer.inbound.as_slice() else {
+                return Err(format!(
+                    "concatenate '{}' does not join two layers",
+                    layer.name
+                ));
+            };
+            let mut up = *by_name
+                .get(up.as_str())
+                .ok_or("unknown concatenate input")?;
+            if up.class == classes.pad {
+                up = single_input(up)?;
+            }
+            let skip = by_name
+                .get(skip.as_str())
+                .ok_or("unknown concatenate input")?;
+            if up.class != classes.up || skip.class != classes.conv {
+                return Err(format!(
+                    "concatenate '{}' is not [upsampled, skip] (got [{}, {}])",
+                    layer.name, up.class, skip.class
+                ));
+            }
+            let level = encoder.len().checked_sub(decoder.len() + 1).ok_or(format!(
+                "concatenate '{}' has no matching encoder level",
+                layer.name
+            ))?;
+            let (expected_skip, pool) = &encoder[level];
+            let size = sides(&up.config["size"], dims, "size", &up.name)?;
+            if expected_skip.name != skip.name || &size != pool {
+                return Err(format!(
+                    "concatenate '{}' joins '{}' (×{size:?}) but level {level} is '{}' (pool {pool:?})",
+                    layer.name, skip.name, expected_skip.name
+                ));
+            }
+        } else {
+            return Err(format!(
+                "layer '{}' ({class}) is not part of the DeepInterpolation U-Nets",
+                layer.name
+            ));
         }
     }
     let bottleneck = bottleneck.ok_or("no bottleneck convolution found")?;
@@ -341,12 +425,17 @@ fn recover_unet(layers: &[Layer]) -> Result<UNetPlan, String> {
             decoder.len()
         ));
     }
-    let conv_spec = |layer: &Layer| -> Result<(usize, [usize; 2], String), String> {
+    let conv_spec = |layer: &Layer| -> Result<(usize, Vec<usize>, String), String> {
         let filters = layer.config["filters"]
             .as_u64()
             .ok_or_else(|| format!("conv '{}' has no filters", layer.name))?
             as usize;
-        let kernel = pair(&layer.config["kernel_size"], "kernel_size", &layer.name)?;
+        let kernel = sides(
+            &layer.config["kernel_size"],
+            dims,
+            "kernel_size",
+            &layer.name,
+        )?;
         let activation = layer.config["activation"]
             .as_str()
             .unwrap_or("linear")
@@ -363,7 +452,7 @@ fn recover_unet(layers: &[Layer]) -> Result<UNetPlan, String> {
         expect_activation(layer, &activation, "relu")?;
         encoder_widths.push(filters);
         encoder_kernels.push(kernel);
-        pools.push(*pool);
+        pools.push(pool.clone());
         conv_names.push(layer.name.clone());
     }
     let (bottleneck_width, bottleneck_kernel, activation) = conv_spec(bottleneck)?;
@@ -383,21 +472,22 @@ fn recover_unet(layers: &[Layer]) -> Result<UNetPlan, String> {
     }
     let (filters, kernel, activation) = conv_spec(final_conv)?;
     expect_activation(final_conv, &activation, "linear")?;
-    if filters != 1 || kernel != [1, 1] {
+    if filters != 1 || kernel.iter().any(|&side| side != 1) {
         return Err(format!(
             "final conv '{}' is not a 1x1 conv to one channel",
             final_conv.name
         ));
     }
     conv_names.push(final_conv.name.clone());
-    let total_convs = layers.iter().filter(|l| l.class == "Conv2D").count();
+    let total_convs = layers.iter().filter(|l| l.class == classes.conv).count();
     if total_convs != conv_names.len() {
         return Err(format!(
             "{total_convs} convolutions, of which only {} fit the U-Net shape",
             conv_names.len()
         ));
     }
-    let config = UNetConfig {
+    Ok(UNetPlan {
+        spatial_dims: dims,
         in_channels,
         encoder_widths,
         bottleneck_width,
@@ -405,10 +495,6 @@ fn recover_unet(layers: &[Layer]) -> Result<UNetPlan, String> {
         bottleneck_kernel,
         decoder_kernels,
         pools,
-    };
-    config.validate().map_err(|e| e.to_string())?;
-    Ok(UNetPlan {
-        config,
         conv_names,
         recorded_input_size,
     })
@@ -433,7 +519,7 @@ mod tests {
     fn kernel_transpose_moves_each_weight() {
         // (kh=1, kw=2, in=2, out=3): value encodes (x, i, o).
         let hwio: Vec<f32> = (0..12).map(|v| v as f32).collect();
-        let oihw = hwio_to_oihw(&hwio, [1, 2, 2, 3]);
+        let oihw = keras_to_burn_kernel(&hwio, 2, 2, 3);
         // out[o][i][0][x] = hwio[((0*2 + x)*2 + i)*3 + o]
         for o in 0..3 {
             for i in 0..2 {

@@ -7,7 +7,9 @@
 
 pub mod file;
 pub mod keras;
+pub mod network;
 pub mod unet;
+pub mod unet3d;
 
 use std::path::Path;
 
@@ -16,7 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 use crate::sampling::Window;
+use crate::volume::VolumeBlock;
+pub use network::{Network, NetworkConfig};
 pub use unet::{UNet, UNetConfig};
+pub use unet3d::{VolumeUNet, VolumeUNetConfig};
 
 /// The kind of recording a model denoises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +32,8 @@ pub enum Modality {
     /// Extracellular recordings `[sample, channel]`, laid out on a probe grid (see
     /// [`crate::probe`]).
     Ephys,
+    /// fMRI runs `[x, y, z, t]`, denoised voxel block by voxel block (see [`crate::volume`]).
+    Fmri,
 }
 
 impl Modality {
@@ -43,16 +50,36 @@ impl Modality {
                 post_frames: 30,
                 omitted_frames: 1,
             },
+            Modality::Fmri => Window {
+                pre_frames: 2,
+                post_frames: 2,
+                omitted_frames: 0,
+            },
+        }
+    }
+
+    /// Input channels of the modality's networks for `window`: its frames, plus the centre
+    /// time point for fMRI (whose blocks keep the centre volume with a hole in it).
+    pub fn network_channels(self, window: &Window) -> usize {
+        match self {
+            Modality::TwoPhoton | Modality::Ephys => window.input_frames(),
+            Modality::Fmri => window.input_frames() + 1,
         }
     }
 
     /// The original's normalisation for the modality: statistics from the first 100 frames
-    /// (2P) or the first 200,000 samples of all channels (ephys).
+    /// (2P), the first 200,000 samples of all channels (ephys) or the central block of the
+    /// run (fMRI).
     pub fn default_normalization(self) -> NormalizationPolicy {
         match self {
-            Modality::TwoPhoton => NormalizationPolicy { stats_frames: 100 },
+            Modality::TwoPhoton => NormalizationPolicy::default(),
             Modality::Ephys => NormalizationPolicy {
                 stats_frames: 200_000,
+                region: StatsRegion::Head,
+            },
+            Modality::Fmri => NormalizationPolicy {
+                stats_frames: 0,
+                region: StatsRegion::CentralBlock,
             },
         }
     }
@@ -62,6 +89,7 @@ impl Modality {
         match self {
             Modality::TwoPhoton => "2p",
             Modality::Ephys => "ephys",
+            Modality::Fmri => "fmri",
         }
     }
 }
@@ -69,13 +97,32 @@ impl Modality {
 /// How a recording's global mean and std are estimated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NormalizationPolicy {
-    /// Statistics come from the first `stats_frames` frames of the file (original: 100).
+    /// Statistics come from the first `stats_frames` frames of the file (original: 100);
+    /// unused for [`StatsRegion::CentralBlock`].
     pub stats_frames: usize,
+    /// Which part of the recording the statistics come from.
+    #[serde(default)]
+    pub region: StatsRegion,
+}
+
+/// The part of a recording normalisation statistics are computed over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatsRegion {
+    /// The first frames of the file (two-photon, ephys).
+    #[default]
+    Head,
+    /// The middle ±25% of every axis, time included (the original's fMRI statistics; see
+    /// [`crate::volume::central_block_statistics`]).
+    CentralBlock,
 }
 
 impl Default for NormalizationPolicy {
     fn default() -> Self {
-        Self { stats_frames: 100 }
+        Self {
+            stats_frames: 100,
+            region: StatsRegion::Head,
+        }
     }
 }
 
@@ -108,9 +155,12 @@ pub struct ModelSpec {
     /// Kind of recording.
     pub modality: Modality,
     /// The network's shape.
-    pub network: UNetConfig,
-    /// Frames around the predicted one.
+    pub network: NetworkConfig,
+    /// Frames (fMRI: time points) around the predicted one.
     pub window: Window,
+    /// The voxel block of volumetric models (fMRI); `None` for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<VolumeBlock>,
     /// How recordings are normalised.
     pub normalization: NormalizationPolicy,
     /// Training provenance, when trained by deepinterp.
@@ -125,33 +175,47 @@ pub struct Model<B: Backend> {
     /// The description.
     pub spec: ModelSpec,
     /// The network.
-    pub network: UNet<B>,
+    pub network: Network<B>,
 }
 
 /// Named architectures that `--arch` accepts, and the modality each is shaped for.
 ///
 /// Two-photon: `unet_single_1024` and `unet-d<depth>-w<width>` (3×3 kernels, 2×2 pools).
 /// Ephys: `unet_single_ephys_1024` and `unet-ephys-d<depth>-w<width>` (probe-grid kernels).
+/// fMRI: `fmri_unet_denoiser` and `unet3d-d<depth>-w<width>` (3³ kernels, 2³ pools).
 pub fn architecture_config(
     name: &str,
     window: &Window,
-) -> Result<(UNetConfig, Modality), EngineError> {
+) -> Result<(NetworkConfig, Modality), EngineError> {
     let channels = window.input_frames();
+    let volume_channels = Modality::Fmri.network_channels(window);
     match name {
         "unet_single_1024" => {
-            return Ok((UNetConfig::unet_single_1024(channels), Modality::TwoPhoton));
+            return Ok((
+                NetworkConfig::Planar(UNetConfig::unet_single_1024(channels)),
+                Modality::TwoPhoton,
+            ));
         }
         "unet_single_ephys_1024" => {
             return Ok((
-                UNetConfig::unet_single_ephys_1024(channels),
+                NetworkConfig::Planar(UNetConfig::unet_single_ephys_1024(channels)),
                 Modality::Ephys,
+            ));
+        }
+        "fmri_unet_denoiser" => {
+            return Ok((
+                NetworkConfig::Volumetric(VolumeUNetConfig::fmri_unet_denoiser(volume_channels)),
+                Modality::Fmri,
             ));
         }
         _ => {}
     }
-    let (modality, rest) = match name.strip_prefix("unet-ephys-d") {
-        Some(rest) => (Modality::Ephys, Some(rest)),
-        None => (Modality::TwoPhoton, name.strip_prefix("unet-d")),
+    let (modality, rest) = if let Some(rest) = name.strip_prefix("unet-ephys-d") {
+        (Modality::Ephys, Some(rest))
+    } else if let Some(rest) = name.strip_prefix("unet3d-d") {
+        (Modality::Fmri, Some(rest))
+    } else {
+        (Modality::TwoPhoton, name.strip_prefix("unet-d"))
     };
     let parsed = rest.and_then(|rest| {
         let (depth, width) = rest.split_once("-w")?;
@@ -160,32 +224,67 @@ pub fn architecture_config(
     match parsed {
         Some((depth, width)) if (1..=6).contains(&depth) && width > 0 => {
             let config = match modality {
-                Modality::TwoPhoton => UNetConfig::scaled(channels, depth, width),
-                Modality::Ephys => UNetConfig::scaled_probe(channels, depth, width),
+                Modality::TwoPhoton => {
+                    NetworkConfig::Planar(UNetConfig::scaled(channels, depth, width))
+                }
+                Modality::Ephys => {
+                    NetworkConfig::Planar(UNetConfig::scaled_probe(channels, depth, width))
+                }
+                Modality::Fmri => NetworkConfig::Volumetric(VolumeUNetConfig::scaled(
+                    volume_channels,
+                    depth,
+                    width,
+                )),
             };
             Ok((config, modality))
         }
         _ => Err(EngineError::Settings(format!(
-            "unknown architecture '{name}': use unet_single_1024 or unet-d<depth>-w<width> (two-photon, e.g. unet-d3-w16), unet_single_ephys_1024 or unet-ephys-d<depth>-w<width> (ephys)"
+            "unknown architecture '{name}': use unet_single_1024 or unet-d<depth>-w<width> (two-photon, e.g. unet-d3-w16), unet_single_ephys_1024 or unet-ephys-d<depth>-w<width> (ephys), fmri_unet_denoiser or unet3d-d<depth>-w<width> (fMRI)"
         ))),
     }
 }
 
-/// The modality a network's shape is made for: probe-grid networks (a (2,1) pool, i.e. pooling
-/// along the probe only) are ephys, the rest two-photon.
-pub fn network_modality(config: &UNetConfig) -> Modality {
-    if config.pools.iter().any(|pool| pool[0] != pool[1]) {
-        Modality::Ephys
-    } else {
-        Modality::TwoPhoton
+/// The modality a network's shape is made for: volumetric networks are fMRI, probe-grid
+/// networks (a (2,1) pool, i.e. pooling along the probe only) ephys, the rest two-photon.
+pub fn network_modality(config: &NetworkConfig) -> Modality {
+    match config {
+        NetworkConfig::Volumetric(_) => Modality::Fmri,
+        NetworkConfig::Planar(config) if config.pools.iter().any(|pool| pool[0] != pool[1]) => {
+            Modality::Ephys
+        }
+        NetworkConfig::Planar(_) => Modality::TwoPhoton,
     }
+}
+
+/// The paper's name of a network shape, if it is one of the paper's.
+fn paper_architecture(config: &NetworkConfig) -> Option<&'static str> {
+    let channels = config.in_channels();
+    let candidates = [
+        (
+            NetworkConfig::Planar(UNetConfig::unet_single_1024(channels)),
+            "unet_single_1024",
+        ),
+        (
+            NetworkConfig::Planar(UNetConfig::unet_single_ephys_1024(channels)),
+            "unet_single_ephys_1024",
+        ),
+        (
+            NetworkConfig::Volumetric(VolumeUNetConfig::fmri_unet_denoiser(channels)),
+            "fmri_unet_denoiser",
+        ),
+    ];
+    candidates
+        .into_iter()
+        .find(|(candidate, _)| candidate == config)
+        .map(|(_, name)| name)
 }
 
 /// Loads a model: our own file, or an original Keras `.h5`.
 ///
 /// A Keras file records no window; `keras_window` supplies it (by default the paper's window
-/// of the network's modality: 30/30/0 for two-photon, 30/30/1 for ephys). The window must have
-/// as many frames as the network has input channels.
+/// of the network's modality: 30/30/0 for two-photon, 30/30/1 for ephys, 2/2/0 time points
+/// for fMRI with the paper's 7³ block and hole). The window must match the network's input
+/// channels.
 pub fn load_model<B: Backend>(
     path: &Path,
     keras_window: Option<Window>,
@@ -195,43 +294,44 @@ pub fn load_model<B: Backend>(
         return file::read_model(path, device);
     }
     let imported = keras::import_keras_unet::<B>(path, device)?;
-    let channels = imported.config.in_channels;
+    let channels = imported.config.in_channels();
     let modality = network_modality(&imported.config);
+    // Frames of the window: the fMRI network also reads the centre time point.
+    let frames = channels - (modality.network_channels(&Window::new(0, 1, 0)?) - 1);
     let window = match keras_window {
         Some(window) => window,
         None => {
             let paper = modality.default_window();
-            if paper.input_frames() == channels {
+            if paper.input_frames() == frames {
                 paper
             } else {
-                Window::new(channels / 2, channels - channels / 2, paper.omitted_frames)?
+                Window::new(frames / 2, frames - frames / 2, paper.omitted_frames)?
             }
         }
     };
-    if window.input_frames() != channels {
+    if modality.network_channels(&window) != channels {
         return Err(EngineError::model_file(
             path,
             format!(
-                "the network takes {channels} frames but the window has {} (pre {} + post {})",
-                window.input_frames(),
+                "the network takes {channels} input channels but the window (pre {} + post {}) gives {}",
                 window.pre_frames,
-                window.post_frames
+                window.post_frames,
+                modality.network_channels(&window)
             ),
         ));
     }
-    let architecture = if imported.config == UNetConfig::unet_single_1024(channels) {
-        "unet_single_1024".to_string()
-    } else if imported.config == UNetConfig::unet_single_ephys_1024(channels) {
-        "unet_single_ephys_1024".to_string()
-    } else {
-        "keras-unet".to_string()
+    let block = match modality {
+        Modality::Fmri => Some(VolumeBlock::paper(imported.recorded_input_size.as_deref())?),
+        Modality::TwoPhoton | Modality::Ephys => None,
     };
+    let architecture = paper_architecture(&imported.config).unwrap_or("keras-unet");
     Ok(Model {
         spec: ModelSpec {
-            architecture,
+            architecture: architecture.to_string(),
             modality,
             network: imported.config,
             window,
+            block,
             normalization: modality.default_normalization(),
             training: None,
             source: format!("keras:{}", path.display()),

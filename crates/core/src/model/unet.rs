@@ -132,20 +132,17 @@ impl UNetConfig {
     /// The convolution shapes in execution order: encoder, bottleneck, decoder, final 1×1.
     /// Each entry is `(in_channels, out_channels, kernel)`.
     pub fn conv_shapes(&self) -> Vec<(usize, usize, [usize; 2])> {
-        let mut shapes = Vec::with_capacity(2 * self.depth() + 2);
-        let mut channels = self.in_channels;
-        for (&width, &kernel) in self.encoder_widths.iter().zip(&self.encoder_kernels) {
-            shapes.push((channels, width, kernel));
-            channels = width;
-        }
-        shapes.push((channels, self.bottleneck_width, self.bottleneck_kernel));
-        channels = self.bottleneck_width;
-        for (&skip_width, &kernel) in self.encoder_widths.iter().rev().zip(&self.decoder_kernels) {
-            shapes.push((channels + skip_width, skip_width, kernel));
-            channels = skip_width;
-        }
-        shapes.push((channels, 1, [1, 1]));
-        shapes
+        unet_conv_shapes(
+            self.in_channels,
+            &self.encoder_widths,
+            self.bottleneck_width,
+            (
+                &self.encoder_kernels,
+                self.bottleneck_kernel,
+                &self.decoder_kernels,
+            ),
+            [1, 1],
+        )
     }
 
     /// Total trainable parameters.
@@ -196,6 +193,32 @@ impl UNetConfig {
             pools: self.pools.clone(),
         })
     }
+}
+
+/// The convolutions of a U-Net in execution order (encoder, bottleneck, decoder, final
+/// linear conv to one channel) as `(in_channels, out_channels, kernel)`, whatever the
+/// kernel's dimensionality: each decoder conv reads `[upsampled, skip]`.
+pub(crate) fn unet_conv_shapes<K: Copy>(
+    in_channels: usize,
+    encoder_widths: &[usize],
+    bottleneck_width: usize,
+    (encoder_kernels, bottleneck_kernel, decoder_kernels): (&[K], K, &[K]),
+    final_kernel: K,
+) -> Vec<(usize, usize, K)> {
+    let mut shapes = Vec::with_capacity(2 * encoder_widths.len() + 2);
+    let mut channels = in_channels;
+    for (&width, &kernel) in encoder_widths.iter().zip(encoder_kernels) {
+        shapes.push((channels, width, kernel));
+        channels = width;
+    }
+    shapes.push((channels, bottleneck_width, bottleneck_kernel));
+    channels = bottleneck_width;
+    for (&skip_width, &kernel) in encoder_widths.iter().rev().zip(decoder_kernels) {
+        shapes.push((channels + skip_width, skip_width, kernel));
+        channels = skip_width;
+    }
+    shapes.push((channels, 1, final_kernel));
+    shapes
 }
 
 /// One convolution with Keras `same` padding and stride 1.

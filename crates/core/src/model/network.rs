@@ -1,0 +1,177 @@
+//! One type for every network the engine runs: the planar U-Nets of two-photon and ephys
+//! data and the volumetric U-Net of fMRI, so model files, training and import share code.
+
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use serde::{Deserialize, Serialize};
+
+use super::unet::{ConvLayer, UNet, UNetConfig};
+use super::unet3d::{Conv3Layer, VolumeUNet, VolumeUNetConfig};
+use crate::error::EngineError;
+
+/// The shape of a network. Model files store the inner configuration as is (no tag): a
+/// planar config has 2-element kernels, a volumetric one 3-element kernels, so older files
+/// of planar networks read unchanged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NetworkConfig {
+    /// A 2D U-Net on frames (two-photon) or probe grids (ephys).
+    Planar(UNetConfig),
+    /// A 3D U-Net on voxel blocks (fMRI).
+    Volumetric(VolumeUNetConfig),
+}
+
+impl NetworkConfig {
+    /// Input channels: frames of a window (planar) or time points of a block (volumetric).
+    pub fn in_channels(&self) -> usize {
+        match self {
+            NetworkConfig::Planar(config) => config.in_channels,
+            NetworkConfig::Volumetric(config) => config.in_channels,
+        }
+    }
+
+    /// Total trainable parameters.
+    pub fn parameter_count(&self) -> usize {
+        match self {
+            NetworkConfig::Planar(config) => config.parameter_count(),
+            NetworkConfig::Volumetric(config) => config.parameter_count(),
+        }
+    }
+
+    /// Builds a network with random weights.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Network<B>, EngineError> {
+        Ok(match self {
+            NetworkConfig::Planar(config) => Network::Planar(config.init(device)?),
+            NetworkConfig::Volumetric(config) => Network::Volumetric(config.init(device)?),
+        })
+    }
+
+    /// burn's `[out, in, kernel...]` shape of each convolution's weight, in execution order.
+    pub fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        match self {
+            NetworkConfig::Planar(config) => config
+                .conv_shapes()
+                .iter()
+                .map(|&(cin, cout, k)| vec![cout, cin, k[0], k[1]])
+                .collect(),
+            NetworkConfig::Volumetric(config) => config
+                .conv_shapes()
+                .iter()
+                .map(|&(cin, cout, k)| vec![cout, cin, k[0], k[1], k[2]])
+                .collect(),
+        }
+    }
+
+    /// Assembles a network from `(weight, bias)` values in execution order, shaped as
+    /// [`Self::weight_shapes`] says.
+    pub fn from_weights<B: Backend>(
+        &self,
+        weights: Vec<(Vec<f32>, Vec<f32>)>,
+        device: &B::Device,
+    ) -> Result<Network<B>, EngineError> {
+        let shapes = self.weight_shapes();
+        if shapes.len() != weights.len() {
+            return Err(EngineError::InvalidModel(format!(
+                "expected {} convolutions, got {}",
+                shapes.len(),
+                weights.len()
+            )));
+        }
+        let pairs = shapes.into_iter().zip(weights);
+        Ok(match self {
+            NetworkConfig::Planar(config) => {
+                let convs = pairs
+                    .map(|(s, (w, b))| ConvLayer::from_data(w, [s[0], s[1], s[2], s[3]], b, device))
+                    .collect();
+                Network::Planar(UNet::from_layers(config, convs)?)
+            }
+            NetworkConfig::Volumetric(config) => {
+                let convs = pairs
+                    .map(|(s, (w, b))| {
+                        Conv3Layer::from_data(w, [s[0], s[1], s[2], s[3], s[4]], b, device)
+                    })
+                    .collect();
+                Network::Volumetric(VolumeUNet::from_layers(config, convs)?)
+            }
+        })
+    }
+}
+
+/// A network of either kind.
+#[derive(Module, Debug)]
+pub enum Network<B: Backend> {
+    /// A 2D U-Net.
+    Planar(UNet<B>),
+    /// A 3D U-Net.
+    Volumetric(VolumeUNet<B>),
+}
+
+impl<B: Backend> Network<B> {
+    /// The planar network, if this is one.
+    pub fn planar(&self) -> Option<&UNet<B>> {
+        match self {
+            Network::Planar(network) => Some(network),
+            Network::Volumetric(_) => None,
+        }
+    }
+
+    /// The volumetric network, if this is one.
+    pub fn volumetric(&self) -> Option<&VolumeUNet<B>> {
+        match self {
+            Network::Volumetric(network) => Some(network),
+            Network::Planar(_) => None,
+        }
+    }
+
+    /// Each convolution's `(weight shape, weight values, bias values)` in execution order.
+    pub fn weight_values(&self) -> Result<Vec<(Vec<usize>, Vec<f32>, Vec<f32>)>, EngineError> {
+        let values = |data: TensorData| {
+            data.convert::<f32>()
+                .to_vec::<f32>()
+                .map_err(|e| EngineError::InvalidModel(format!("cannot read weights: {e:?}")))
+        };
+        let mut out = Vec::new();
+        match self {
+            Network::Planar(network) => {
+                for conv in &network.convs {
+                    let weight = conv.weight.val();
+                    let shape = weight.dims().to_vec();
+                    out.push((
+                        shape,
+                        values(weight.into_data())?,
+                        values(conv.bias.val().into_data())?,
+                    ));
+                }
+            }
+            Network::Volumetric(network) => {
+                for conv in &network.convs {
+                    let weight = conv.weight.val();
+                    let shape = weight.dims().to_vec();
+                    out.push((
+                        shape,
+                        values(weight.into_data())?,
+                        values(conv.bias.val().into_data())?,
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forward pass on a batch given as flat values and its shape: `[n, c, h, w]` for a
+    /// planar network (any h × w, see [`UNet::forward_any_size`]), `[n, c, x, y, z]` for a
+    /// volumetric one. Returns the output in the same layout with one channel.
+    pub fn forward_flat(&self, input: Tensor<B, 1>, shape: &[usize]) -> Tensor<B, 1> {
+        match (self, shape) {
+            (Network::Planar(network), &[n, c, h, w]) => {
+                let output = network.forward_any_size(input.reshape([n, c, h, w]));
+                output.reshape([n * h * w])
+            }
+            (Network::Volumetric(network), &[n, c, x, y, z]) => {
+                let output = network.forward(input.reshape([n, c, x, y, z]));
+                output.reshape([n * x * y * z])
+            }
+            _ => panic!("a batch of shape {shape:?} does not fit this network"),
+        }
+    }
+}

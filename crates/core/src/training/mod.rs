@@ -1,0 +1,525 @@
+//! Training: self-supervised fitting of a U-Net to predict each frame from its neighbours.
+//!
+//! One loop serves every modality; a sampler per kind of data feeds it ([`frames`] for movies
+//! and probe grids, [`volumes`] for fMRI voxel blocks). Samples are drawn from a bounded
+//! number of frames held in memory, refreshed from a random place in a random input every few
+//! steps, so training memory does not grow with recording length. Validation uses a fixed,
+//! seeded set of samples from a held-out frame range (the tail of each input) or from
+//! separate files. Each epoch ends with
+//! a checkpoint (network + optimiser state + progress) that [`train`] resumes from, and the
+//! best model so far (by validation loss) is reported to the caller to save.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{AdamConfig, GradientsParams, Optimizer, RmsPropConfig};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use deepinterp_io::MovieReader;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+mod frames;
+mod volumes;
+
+use deepinterp_io::nifti::VolumeReader;
+
+use crate::error::EngineError;
+use crate::model::Network;
+use crate::sampling::Window;
+use crate::volume::VolumeBlock;
+
+/// Loss between prediction and target, averaged over every output pixel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Mean absolute error (the paper's default).
+    L1,
+    /// Mean squared error (better at very low photon counts).
+    L2,
+}
+
+/// The optimiser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// RMSprop as in Keras (rho 0.9, eps 1e-7, no momentum): the paper's.
+    RmsProp,
+    /// Adam (beta 0.9/0.999, eps 1e-7).
+    Adam,
+}
+
+/// Where validation samples come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValidationSource {
+    /// The last `fraction` of each input's frames, never used for training.
+    HeldOut {
+        /// Fraction of frames held out (0 disables validation).
+        fraction: f64,
+    },
+    /// The separate validation recordings given to [`train`] (all of their frames).
+    Separate,
+}
+
+/// Settings of a training run.
+#[derive(Clone, Debug)]
+pub struct TrainSettings {
+    /// Frames around each target.
+    pub window: Window,
+    /// Loss function.
+    pub loss: Loss,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Initial learning rate.
+    pub learning_rate: f64,
+    /// Halve the learning rate every this many epochs: `lr0 * 0.5^floor((1+epoch)/n)`.
+    pub lr_halving_epochs: Option<usize>,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Total optimiser steps.
+    pub steps: usize,
+    /// Steps between validations/checkpoints.
+    pub steps_per_epoch: usize,
+    /// Stop (after saving) once this much wall time has passed.
+    pub max_minutes: Option<f64>,
+    /// Side of the square training crops (rounded down to what the network needs);
+    /// `None` trains on whole frames.
+    pub patch_size: Option<usize>,
+    /// Validation data.
+    pub validation: ValidationSource,
+    /// Validation samples (fixed for the whole run).
+    pub validation_samples: usize,
+    /// Frames for normalisation statistics (the head of each file).
+    pub stats_frames: usize,
+    /// Frames held in memory for sampling at once.
+    pub cache_frames: usize,
+    /// Steps between refreshes of the frame cache.
+    pub cache_refresh_steps: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+/// One row of the loss history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// Epoch index, from 0.
+    pub epoch: usize,
+    /// Steps completed.
+    pub step: usize,
+    /// Mean training loss over the epoch.
+    pub train_loss: f64,
+    /// Validation loss at the end of the epoch.
+    pub validation_loss: Option<f64>,
+    /// Learning rate used in the epoch.
+    pub learning_rate: f64,
+    /// Wall seconds since the run (or its first segment) started.
+    pub elapsed_seconds: f64,
+    /// Whether this epoch produced the best model so far.
+    pub improved: bool,
+}
+
+/// What the training loop tells its caller.
+pub enum TrainEvent<'a, B: Backend> {
+    /// The data checked out and the loop is about to start.
+    Started {
+        /// Frames available for training, over all inputs.
+        train_frames: usize,
+        /// Fixed validation samples (0: no validation).
+        validation_samples: usize,
+        /// Epochs already run, restored from a checkpoint (empty for a fresh run).
+        resumed_history: &'a [EpochReport],
+    },
+    /// A step finished.
+    Step {
+        /// Steps completed.
+        step: usize,
+        /// Loss of the step's batch.
+        loss: f64,
+    },
+    /// An epoch finished; `best` is the network to save when it improved.
+    Epoch {
+        /// The epoch's figures.
+        report: &'a EpochReport,
+        /// The network after the epoch (inner backend).
+        network: &'a Network<B>,
+    },
+}
+
+/// The caller's handler of [`TrainEvent`]s; an error stops the run.
+pub type EventSink<'a, B> = dyn FnMut(TrainEvent<'_, B>) -> Result<(), EngineError> + 'a;
+
+/// Result of a run.
+pub struct TrainOutcome {
+    /// Every epoch, resumed ones included.
+    pub history: Vec<EpochReport>,
+    /// Steps completed.
+    pub steps: usize,
+    /// Whether the run stopped on its time budget before `steps`.
+    pub stopped_on_time: bool,
+}
+
+/// Progress state stored in checkpoints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Progress {
+    step: usize,
+    history: Vec<EpochReport>,
+    best_validation_loss: Option<f64>,
+    settings_fingerprint: String,
+}
+
+/// What a network is trained on.
+pub enum TrainingData {
+    /// Frame recordings (two-photon movies, ephys probe grids) for a planar network.
+    Frames {
+        /// Training recordings.
+        inputs: Vec<Box<dyn MovieReader>>,
+        /// Separate validation recordings (with [`ValidationSource::Separate`]).
+        validation: Vec<Box<dyn MovieReader>>,
+    },
+    /// fMRI runs for a volumetric network.
+    Volumes {
+        /// Training runs.
+        inputs: Vec<VolumeReader>,
+        /// Separate validation runs (with [`ValidationSource::Separate`]).
+        validation: Vec<VolumeReader>,
+        /// The voxel block and its hole.
+        block: VolumeBlock,
+    },
+}
+
+/// A batch of samples as flat values: inputs `[n, channels, spatial...]` and targets
+/// `[n, 1, spatial...]`.
+pub(crate) struct Batch {
+    input: Vec<f32>,
+    input_shape: Vec<usize>,
+    target: Vec<f32>,
+}
+
+impl Batch {
+    fn samples(&self) -> usize {
+        self.input_shape[0]
+    }
+}
+
+/// Where the loop's batches come from.
+pub(crate) trait Sampler {
+    /// Frames (time points) available for training, over all inputs.
+    fn train_frames(&self) -> usize;
+    /// The next training batch; `refresh` asks for new data in memory first.
+    fn next_batch(
+        &mut self,
+        batch_size: usize,
+        refresh: bool,
+        rng: &mut StdRng,
+    ) -> Result<Batch, EngineError>;
+    /// The fixed validation batches, if validation runs.
+    fn validation(&self) -> Option<&[Batch]>;
+}
+
+/// Trains `network` on `data`; calls `on_event` after each step and epoch. If `checkpoint`
+/// exists and matches the settings, the run resumes from it.
+pub fn train<B: AutodiffBackend>(
+    network: Network<B>,
+    data: TrainingData,
+    settings: &TrainSettings,
+    checkpoint: &Path,
+    device: &B::Device,
+    on_event: &mut EventSink<'_, B::InnerBackend>,
+) -> Result<TrainOutcome, EngineError> {
+    if settings.batch_size == 0 || settings.steps_per_epoch == 0 {
+        return Err(EngineError::Settings(
+            "batch size and steps per epoch must be positive".into(),
+        ));
+    }
+    let sampler: Box<dyn Sampler> = match (data, &network) {
+        (TrainingData::Frames { inputs, validation }, Network::Planar(planar)) => Box::new(
+            frames::FrameSampler::new(inputs, validation, settings, planar.size_multiple())?,
+        ),
+        (
+            TrainingData::Volumes {
+                inputs,
+                validation,
+                block,
+            },
+            Network::Volumetric(_),
+        ) => Box::new(volumes::VolumeSampler::new(
+            inputs, validation, block, settings,
+        )?),
+        _ => {
+            return Err(EngineError::Settings(
+                "the network does not fit the data: planar networks train on frames, volumetric ones on fMRI runs".into(),
+            ));
+        }
+    };
+    match settings.optimizer {
+        OptimizerKind::RmsProp => {
+            let optimizer = RmsPropConfig::new()
+                .with_alpha(0.9)
+                .with_momentum(0.0)
+                .with_epsilon(1e-7)
+                .init::<B, Network<B>>();
+            train_with(
+                network, optimizer, sampler, settings, checkpoint, device, on_event,
+            )
+        }
+        OptimizerKind::Adam => {
+            let optimizer = AdamConfig::new().with_epsilon(1e-7).init::<B, Network<B>>();
+            train_with(
+                network, optimizer, sampler, settings, checkpoint, device, on_event,
+            )
+        }
+    }
+}
+
+fn settings_fingerprint(settings: &TrainSettings) -> String {
+    format!(
+        "{:?}|{:?}|{:?}|{}|{}|{:?}|{}",
+        settings.window,
+        settings.loss,
+        settings.optimizer,
+        settings.batch_size,
+        settings.steps_per_epoch,
+        settings.patch_size,
+        settings.seed
+    )
+}
+
+fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
+    mut network: Network<B>,
+    mut optimizer: O,
+    mut sampler: Box<dyn Sampler>,
+    settings: &TrainSettings,
+    checkpoint: &Path,
+    device: &B::Device,
+    on_event: &mut EventSink<'_, B::InnerBackend>,
+) -> Result<TrainOutcome, EngineError> {
+    let started = Instant::now();
+    let fingerprint = settings_fingerprint(settings);
+    let mut progress = Progress {
+        step: 0,
+        history: Vec::new(),
+        best_validation_loss: None,
+        settings_fingerprint: fingerprint.clone(),
+    };
+    if checkpoint.exists() {
+        let (restored_network, restored_optimizer, restored) =
+            load_checkpoint::<B, O>(checkpoint, network, optimizer, device)?;
+        if restored.settings_fingerprint != fingerprint {
+            return Err(EngineError::Settings(format!(
+                "{}: checkpoint was made with other settings; delete it or run with the same settings",
+                checkpoint.display()
+            )));
+        }
+        network = restored_network;
+        optimizer = restored_optimizer;
+        progress = restored;
+    }
+
+    on_event(TrainEvent::Started {
+        train_frames: sampler.train_frames(),
+        validation_samples: sampler
+            .validation()
+            .map_or(0, |batches| batches.iter().map(Batch::samples).sum()),
+        resumed_history: &progress.history,
+    })?;
+    let mut first_step = true;
+    let mut stopped_on_time = false;
+    while progress.step < settings.steps {
+        let epoch = progress.step / settings.steps_per_epoch;
+        // Each epoch's randomness depends only on (seed, epoch): resumed runs replay exactly.
+        let mut rng = StdRng::seed_from_u64(
+            settings.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let learning_rate = match settings.lr_halving_epochs {
+            Some(n) if n > 0 => settings.learning_rate * 0.5f64.powi(((1 + epoch) / n) as i32),
+            _ => settings.learning_rate,
+        };
+        let epoch_end = ((epoch + 1) * settings.steps_per_epoch).min(settings.steps);
+        let mut loss_sum = 0.0;
+        let mut loss_count = 0usize;
+        while progress.step < epoch_end {
+            let within_epoch = progress.step - epoch * settings.steps_per_epoch;
+            let refresh =
+                first_step || within_epoch.is_multiple_of(settings.cache_refresh_steps.max(1));
+            first_step = false;
+            let batch = sampler.next_batch(settings.batch_size, refresh, &mut rng)?;
+            let loss = batch_loss(&network, &batch, settings.loss, device);
+            let loss_scalar: f64 = loss.clone().into_scalar().elem_f64();
+            if !loss_scalar.is_finite() {
+                return Err(EngineError::Settings(format!(
+                    "training diverged at step {} (loss {loss_scalar}); lower the learning rate",
+                    progress.step
+                )));
+            }
+            let gradients = GradientsParams::from_grads(loss.backward(), &network);
+            network = optimizer.step(learning_rate, network, gradients);
+            progress.step += 1;
+            loss_sum += loss_scalar;
+            loss_count += 1;
+            on_event(TrainEvent::Step {
+                step: progress.step,
+                loss: loss_scalar,
+            })?;
+            if let Some(limit) = settings.max_minutes
+                && started.elapsed().as_secs_f64() > limit * 60.0
+            {
+                stopped_on_time = true;
+                break;
+            }
+        }
+        let inner = network.valid();
+        let validation_loss = sampler
+            .validation()
+            .map(|batches| validation_loss(&inner, batches, settings.loss, device));
+        let improved = match (validation_loss, progress.best_validation_loss) {
+            (Some(current), Some(best)) => current < best,
+            (Some(_), None) => true,
+            (None, _) => true,
+        };
+        if improved && validation_loss.is_some() {
+            progress.best_validation_loss = validation_loss;
+        }
+        let report = EpochReport {
+            epoch,
+            step: progress.step,
+            train_loss: loss_sum / loss_count.max(1) as f64,
+            validation_loss,
+            learning_rate,
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            improved,
+        };
+        progress.history.push(report.clone());
+        on_event(TrainEvent::Epoch {
+            report: &report,
+            network: &inner,
+        })?;
+        save_checkpoint(checkpoint, &network, &optimizer, &progress)?;
+        if stopped_on_time {
+            break;
+        }
+    }
+    Ok(TrainOutcome {
+        history: progress.history,
+        steps: progress.step,
+        stopped_on_time,
+    })
+}
+
+/// The loss of `network` on one batch, averaged over every output value.
+fn batch_loss<B: Backend>(
+    network: &Network<B>,
+    batch: &Batch,
+    loss: Loss,
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    let input = Tensor::<B, 1>::from_data(
+        TensorData::new(batch.input.clone(), [batch.input.len()]),
+        device,
+    );
+    let target = Tensor::<B, 1>::from_data(
+        TensorData::new(batch.target.clone(), [batch.target.len()]),
+        device,
+    );
+    let prediction = network.forward_flat(input, &batch.input_shape);
+    let difference = prediction - target;
+    match loss {
+        Loss::L1 => difference.abs().mean(),
+        Loss::L2 => difference.powi_scalar(2).mean(),
+    }
+}
+
+fn validation_loss<B: Backend>(
+    network: &Network<B>,
+    batches: &[Batch],
+    loss: Loss,
+    device: &B::Device,
+) -> f64 {
+    let mut total = 0.0;
+    let mut samples = 0;
+    for batch in batches {
+        let value: f64 = batch_loss(network, batch, loss, device)
+            .into_scalar()
+            .elem_f64();
+        total += value * batch.samples() as f64;
+        samples += batch.samples();
+    }
+    total / samples.max(1) as f64
+}
+
+trait ElemF64 {
+    fn elem_f64(self) -> f64;
+}
+
+impl<E: burn::tensor::ElementConversion> ElemF64 for E {
+    fn elem_f64(self) -> f64 {
+        self.elem::<f64>()
+    }
+}
+
+type Bytes = BinBytesRecorder<FullPrecisionSettings>;
+
+fn save_checkpoint<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
+    path: &Path,
+    network: &Network<B>,
+    optimizer: &O,
+    progress: &Progress,
+) -> Result<(), EngineError> {
+    let recorder = Bytes::default();
+    let fail =
+        |what: &str, e: String| EngineError::model_file(path, format!("cannot save {what}: {e}"));
+    let network_bytes = Recorder::<B>::record(&recorder, network.clone().into_record(), ())
+        .map_err(|e| fail("network", e.to_string()))?;
+    let optimizer_bytes = Recorder::<B>::record(&recorder, optimizer.to_record(), ())
+        .map_err(|e| fail("optimiser state", e.to_string()))?;
+    let progress_bytes =
+        serde_json::to_vec(progress).map_err(|e| fail("progress", e.to_string()))?;
+    let mut bytes = b"DEEPINTERP-CHECKPOINT\n".to_vec();
+    for part in [&progress_bytes, &network_bytes, &optimizer_bytes] {
+        bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(part);
+    }
+    crate::model::file::write_atomically(path, &bytes)
+}
+
+fn load_checkpoint<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
+    path: &Path,
+    network: Network<B>,
+    optimizer: O,
+    device: &B::Device,
+) -> Result<(Network<B>, O, Progress), EngineError> {
+    let fail =
+        |reason: &str| EngineError::model_file(path, format!("unusable checkpoint: {reason}"));
+    let bytes = std::fs::read(path).map_err(|e| EngineError::os(path, e))?;
+    let mut rest = bytes
+        .strip_prefix(b"DEEPINTERP-CHECKPOINT\n".as_slice())
+        .ok_or_else(|| fail("not a deepinterp checkpoint"))?;
+    let mut parts = Vec::new();
+    for _ in 0..3 {
+        if rest.len() < 8 {
+            return Err(fail("truncated"));
+        }
+        let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
+        let end = len.checked_add(8).filter(|&end| end <= rest.len());
+        let end = end.ok_or_else(|| fail("truncated"))?;
+        parts.push(rest[8..end].to_vec());
+        rest = &rest[end..];
+    }
+    let progress: Progress =
+        serde_json::from_slice(&parts[0]).map_err(|_| fail("bad progress record"))?;
+    let recorder = Bytes::default();
+    // burn's byte recorder panics on malformed input; contain it as an error.
+    let restored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let network_record = Recorder::<B>::load(&recorder, parts[1].clone(), device).ok()?;
+        let optimizer_record = Recorder::<B>::load(&recorder, parts[2].clone(), device).ok()?;
+        Some((network_record, optimizer_record))
+    }))
+    .ok()
+    .flatten()
+    .ok_or_else(|| fail("weights or optimiser state do not match this network"))?;
+    let network = network.load_record(restored.0);
+    let optimizer = optimizer.load_record(restored.1);
+    Ok((network, optimizer, progress))
+}
