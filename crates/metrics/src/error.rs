@@ -101,6 +101,56 @@ pub enum MetricsError {
         /// Units described.
         units: usize,
     },
+    /// fMRI volumes do not hold `count` volumes of the announced shape.
+    #[error(
+        "{stream} buffer has {actual} values, expected {expected} ({count} volumes of {}x{}x{})",
+        shape[0], shape[1], shape[2]
+    )]
+    VolumeBufferLength {
+        /// Which stream ("noisy", "denoised", "clean").
+        stream: &'static str,
+        /// Its length.
+        actual: usize,
+        /// The length it should have.
+        expected: usize,
+        /// Volumes announced for this push.
+        count: usize,
+        /// Volume size `[x, y, z]`.
+        shape: [usize; 3],
+    },
+    /// An fMRI value is NaN or infinite.
+    #[error(
+        "{stream} volume {frame} has a non-finite value ({value}) at voxel (x {}, y {}, z {})",
+        voxel[0], voxel[1], voxel[2]
+    )]
+    NonFiniteVoxel {
+        /// Which stream.
+        stream: &'static str,
+        /// Volume (time point) index in the recording.
+        frame: usize,
+        /// Voxel coordinates `[x, y, z]`.
+        voxel: [usize; 3],
+        /// The offending value.
+        value: f32,
+    },
+    /// Clean volumes were given in some pushes of an [`crate::FmriEvaluator`] and not in
+    /// others.
+    #[error("clean volumes {0}")]
+    CleanVolumesMismatch(&'static str),
+    /// No voxel's noisy temporal mean is above the fMRI brain threshold.
+    #[error(
+        "no voxel has a noisy temporal mean above the brain threshold {threshold} (the \
+         99th-percentile mean is {robust_max}); lower the threshold"
+    )]
+    NoBrainVoxels {
+        /// The threshold applied.
+        threshold: f64,
+        /// Nearest-rank 99th percentile of the noisy temporal-mean image.
+        robust_max: f64,
+    },
+    /// fMRI evaluation settings are unusable.
+    #[error("invalid fMRI settings: {0}")]
+    InvalidFmriSettings(String),
     /// Ephys evaluation settings or unit descriptions are unusable.
     #[error("invalid ephys settings: {0}")]
     InvalidSettings(String),

@@ -11,14 +11,18 @@
 //! [`EphysEvaluator`] does the same for extracellular spike-band recordings (`[sample][channel]`
 //! in µV): channel RMS noise within ±50 µV, error to clean, and waveform cosine and trough
 //! amplitude of known spikes, in an [`EphysReport`].
+//! [`FmriEvaluator`] does it for fMRI volumes (`[t][z][y][x]`, NIfTI order): per-voxel
+//! temporal SNR (mean / std over time, edge frames dropped) in brain voxels before and after
+//! denoising, and error to clean, in an [`FmriReport`].
 //!
 //! Modules: `evaluator` (the report), [`gaussian`] (baseline filters), [`snr`] (SNR definition
 //! and sampling rule), [`plots`] (PNG figures), [`ephys`] (spike-band metrics and their
-//! definitions), `error` (errors).
+//! definitions), [`fmri`] (tSNR, brain mask and their definitions), `error` (errors).
 
 pub mod ephys;
 mod error;
 mod evaluator;
+pub mod fmri;
 pub mod gaussian;
 pub mod plots;
 pub mod snr;
@@ -29,5 +33,6 @@ pub use ephys::{
 };
 pub use error::MetricsError;
 pub use evaluator::{ErrorStats, EvalReport, Evaluator, SnrStats};
+pub use fmri::{BrainThreshold, FmriErrorStats, FmriEvalSettings, FmriEvaluator, FmriReport};
 pub use gaussian::{BASELINE_SIGMA, SpatialGaussian, SpatioTemporalGaussian, gaussian_kernel};
 pub use snr::{MAX_SAMPLED_PIXELS, SNR_BLOCK_FRAMES, TRACE_VALUE_BUDGET};
