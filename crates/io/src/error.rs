@@ -160,6 +160,16 @@ pub enum IoError {
         expected: usize,
     },
 
+    /// A file that is not a single-file NIfTI-1/2 image at all (wrong
+    /// magic or header size, a header cut short).
+    #[error("{}: not a NIfTI-1/2 image (is it truncated or another format?): {detail}", path.display())]
+    NotNifti { path: PathBuf, detail: String },
+
+    /// A NIfTI image whose header or data is malformed, unsupported or
+    /// truncated.
+    #[error("{}: {detail}", path.display())]
+    Nifti { path: PathBuf, detail: String },
+
     /// Arguments that cannot describe a movie (e.g. an output dtype that can
     /// only be read).
     #[error("{}: {detail}", path.display())]

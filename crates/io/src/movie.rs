@@ -312,10 +312,12 @@ macro_rules! integer_output_sample {
                 if value.is_nan() {
                     return (0, true);
                 }
-                let rounded = value.round_ties_even();
-                if rounded < <$t>::MIN as f32 {
+                // Compared in f64, where every bound of a 32-bit-or-smaller
+                // integer is exact (i32::MAX as f32 rounds up to 2^31).
+                let rounded = f64::from(value.round_ties_even());
+                if rounded < <$t>::MIN as f64 {
                     (<$t>::MIN, true)
-                } else if rounded > <$t>::MAX as f32 {
+                } else if rounded > <$t>::MAX as f64 {
                     (<$t>::MAX, true)
                 } else {
                     (rounded as $t, false)
@@ -324,13 +326,24 @@ macro_rules! integer_output_sample {
         }
     };
 }
+integer_output_sample!(u8);
+integer_output_sample!(i8);
 integer_output_sample!(i16);
 integer_output_sample!(u16);
+integer_output_sample!(i32);
+integer_output_sample!(u32);
 
 impl OutputSample for f32 {
     #[inline]
     fn from_f32(value: f32) -> (Self, bool) {
         (value, false)
+    }
+}
+
+impl OutputSample for f64 {
+    #[inline]
+    fn from_f32(value: f32) -> (Self, bool) {
+        (f64::from(value), false)
     }
 }
 
@@ -467,6 +480,17 @@ mod tests {
         let clipped = convert_output(&[-1.0, 65535.4, 65536.0], &mut dst);
         assert_eq!(dst, [0, 65535, 65535]);
         assert_eq!(clipped, 2);
+
+        let mut dst = [0u8; 4];
+        let clipped = convert_output(&[-0.5, 254.5, 255.6, 3.5], &mut dst);
+        assert_eq!(dst, [0, 254, 255, 4]);
+        assert_eq!(clipped, 1);
+
+        // i32::MAX is not an f32: 2^31 must still count as clipped.
+        let mut dst = [0i32; 3];
+        let clipped = convert_output(&[2_147_483_648.0, -2_147_483_648.0, 16_777_216.0], &mut dst);
+        assert_eq!(dst, [i32::MAX, i32::MIN, 16_777_216]);
+        assert_eq!(clipped, 1);
     }
 
     #[test]
