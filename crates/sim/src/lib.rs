@@ -17,13 +17,20 @@
 //! spike-band recording (units' multichannel spike templates plus white Gaussian noise, in µV)
 //! with its ground-truth units and spike times; see [`EphysConfig`].
 //!
+//! [`FmriSimulator`] does the same for functional MRI: a gradient-echo EPI run of a
+//! brain-shaped head (tissue contrast, task responses through a canonical haemodynamic
+//! response, spontaneous fluctuations, drift, Rician thermal noise at a target tSNR) with its
+//! tissue classes, brain and activation masks and active regions; see [`FmriConfig`].
+//!
 //! Modules: `config` (parameters, validation, errors), `scene` (static footprints and
 //! backgrounds), `dynamics` (spikes, calcium, neuropil, motion), `simulator` (rendering and
-//! noise), `rng` (seeded random streams), `ephys` (the extracellular recording simulator).
+//! noise), `rng` (seeded random streams), `ephys` (the extracellular recording simulator),
+//! `fmri` (the fMRI simulator).
 
 mod config;
 mod dynamics;
 mod ephys;
+mod fmri;
 mod rng;
 mod scene;
 mod simulator;
@@ -33,6 +40,10 @@ pub use ephys::{
     EphysConfig, EphysSimulator, GroundTruthSpike, MAX_EPHYS_CHANNELS, MAX_EPHYS_FIRING_RATE_HZ,
     MIN_EPHYS_SAMPLE_RATE_HZ, NEUROPIXELS_CHANNELS, NOISE_BLOCK_SAMPLES, REFRACTORY_PERIOD_S,
     UnitTemplate, UnitTruth,
+};
+pub use fmri::{
+    ActiveRegion, FmriConfig, FmriSimulator, MAX_ACTIVE_REGIONS, MAX_FMRI_VOXELS,
+    MAX_REPETITION_TIME_S, MIN_FMRI_FRAMES, TaskDesign, Tissue, canonical_hrf,
 };
 pub use scene::NeuronTruth;
 pub use simulator::{GroundTruthSummary, TwoPhotonSimulator};
