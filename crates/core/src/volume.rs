@@ -13,7 +13,8 @@
 //! [`VolumeMode::Parity`] predicts each voxel from its own block and keeps only the centre
 //! voxel, as the original does (one network pass per voxel and time point). [`VolumeMode::Fast`]
 //! tiles each volume with blocks and keeps a hidden sub-cube of every predicted block, many
-//! voxels per pass; its quality difference is measured in BENCHMARKS.md.
+//! voxels per pass, and mirrors missing time points at the run's ends instead of zeroing them
+//! (as training does); its quality difference is measured in BENCHMARKS.md.
 
 use std::ops::Range;
 
@@ -229,13 +230,15 @@ impl VolumeStack {
 
     /// Fills one network input, `[channel][x][y][z]` normalised, for the block whose low
     /// corner is `origin` at time `t`; with `target`, also the centre time point's block
-    /// (normalised, no hole). Time points outside the run are zero; those inside it must be
-    /// held.
+    /// (normalised, no hole). Time points outside the run are handled by `edges`; those
+    /// inside it must be held.
+    #[allow(clippy::too_many_arguments)]
     pub fn cut_block(
         &self,
         origin: [isize; 3],
         t: usize,
         offsets: &[isize],
+        edges: TimeEdges,
         block: &VolumeBlock,
         normalization: &Normalization,
         input: &mut [f32],
@@ -249,7 +252,7 @@ impl VolumeStack {
         let mut target = target;
         for (channel, &offset) in offsets.iter().enumerate() {
             let out = &mut input[channel * block_len..(channel + 1) * block_len];
-            let time = t as isize + offset;
+            let time = edges.source(t, offset, self.frames);
             let volume = if (0..self.frames as isize).contains(&time) {
                 Some(
                     self.volume(time)
@@ -296,13 +299,39 @@ impl VolumeStack {
     }
 }
 
+/// What a block holds at time points beyond the run's ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeEdges {
+    /// Zeros (raw units), as the original does: parity mode.
+    Zero,
+    /// The time point mirrored about the centre (`t - o` for a missing `t + o`), so the
+    /// network sees real volumes at the distances it was trained on: training and fast mode.
+    Mirror,
+}
+
+impl TimeEdges {
+    /// The time point channel `offset` of centre `t` reads; outside `0..frames` means zeros.
+    fn source(self, t: usize, offset: isize, frames: usize) -> isize {
+        let direct = t as isize + offset;
+        let inside = |time: isize| (0..frames as isize).contains(&time);
+        match self {
+            TimeEdges::Mirror if !inside(direct) && inside(t as isize - offset) => {
+                t as isize - offset
+            }
+            _ => direct,
+        }
+    }
+}
+
 /// How a run is denoised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum VolumeMode {
-    /// One block per voxel and time point, keeping its centre: the original's output exactly.
+    /// One block per voxel and time point, keeping its centre, with zeros beyond the run's
+    /// ends: the original's output exactly.
     Parity,
-    /// Blocks tiled over each volume, keeping [`FAST_KEPT`] of each on every axis.
+    /// Blocks tiled over each volume, keeping [`FAST_KEPT`] of each on every axis, with
+    /// time-mirrored neighbours at the run's ends.
     Fast,
 }
 
@@ -424,9 +453,9 @@ pub fn denoise_volumes<B: Backend>(
     let sides = block.sides();
     let block_len = block.voxels();
     let channels = offsets.len();
-    let kept: [Range<usize>; 3] = match settings.mode {
-        VolumeMode::Parity => block.radius.map(|r| r..r + 1),
-        VolumeMode::Fast => [0, 1, 2].map(|axis| fast_kept(&block, axis)),
+    let (kept, edges): ([Range<usize>; 3], TimeEdges) = match settings.mode {
+        VolumeMode::Parity => (block.radius.map(|r| r..r + 1), TimeEdges::Zero),
+        VolumeMode::Fast => ([0, 1, 2].map(|axis| fast_kept(&block, axis)), TimeEdges::Mirror),
     };
     let reach_before = offsets.iter().copied().min().unwrap_or(0).unsigned_abs();
     let reach_after = offsets.iter().copied().max().unwrap_or(0).max(0) as usize;
@@ -440,7 +469,7 @@ pub fn denoise_volumes<B: Backend>(
         for batch in origins.chunks(batch_blocks) {
             let mut inputs = vec![0f32; batch.len() * channels * block_len];
             for (sample, &origin) in inputs.chunks_mut(channels * block_len).zip(batch) {
-                stack.cut_block(origin, t, &offsets, &block, &normalization, sample, None);
+                stack.cut_block(origin, t, &offsets, edges, &block, &normalization, sample, None);
             }
             let input = Tensor::<B, 5>::from_data(
                 TensorData::new(

@@ -1,8 +1,9 @@
 //! Training samples of fMRI runs: voxel blocks (see [`crate::volume`]) centred on random
 //! voxels and time points of a bounded stack of volumes in memory, refreshed from a random
 //! place in a random run every few steps. As in the original, centres are uniform over the
-//! whole volume and every time point (missing neighbours are zero); the target is the centre
-//! time point's whole block.
+//! whole volume and every time point and the target is the centre time point's whole block;
+//! unlike it, time points beyond the run's ends are mirrored about the centre rather than
+//! zeroed (see [`TimeEdges`]), as fast-mode inference reads them.
 
 use std::ops::Range;
 
@@ -13,7 +14,9 @@ use rand::{Rng, SeedableRng};
 use super::{Batch, Sampler, TrainSettings, ValidationSource};
 use crate::error::EngineError;
 use crate::sampling::Normalization;
-use crate::volume::{VolumeBlock, VolumeStack, central_block_statistics, channel_offsets};
+use crate::volume::{
+    TimeEdges, VolumeBlock, VolumeStack, central_block_statistics, channel_offsets,
+};
 
 /// One run with its normalisation and the time points training may use.
 struct Run {
@@ -180,6 +183,7 @@ fn cut(
         origin,
         t,
         offsets,
+        TimeEdges::Mirror,
         block,
         normalization,
         &mut input,
