@@ -54,6 +54,44 @@ enum SimulateCommand {
     /// multichannel waveforms and Poisson firing, thermal noise. Writes SpikeGLX-style
     /// .bin + .meta files and the ground-truth spikes and units as CSV beside the noisy file.
     Ephys(SimulateEphysArgs),
+    /// An fMRI run: a brain-shaped volume with grey/white matter and CSF, task (block and
+    /// event) BOLD responses, spontaneous fluctuations, drift and thermal noise at a chosen
+    /// tSNR. Writes NIfTI (.nii or .nii.gz): the noisy run as int16, the clean one as float32.
+    Fmri(SimulateFmriArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct SimulateFmriArgs {
+    /// Noisy run to write (.nii or .nii.gz).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Clean (ground-truth) run to write (.nii or .nii.gz).
+    #[arg(long)]
+    clean: PathBuf,
+    /// Shape X,Y,Z,T: voxels along x, y, z and time points.
+    #[arg(long, default_value = "64,64,32,200", value_parser = parse_shape4)]
+    shape: [usize; 4],
+    /// Target median temporal SNR of grey and white matter in the noisy run.
+    #[arg(long, default_value_t = 30.0)]
+    tsnr: f64,
+    /// Repetition time in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    tr: f64,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Parses `X,Y,Z,T`.
+fn parse_shape4(text: &str) -> Result<[usize; 4], String> {
+    let sides: Vec<usize> = text
+        .split(',')
+        .map(|side| side.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{text}' is not four comma-separated whole numbers X,Y,Z,T"))?;
+    sides
+        .try_into()
+        .map_err(|_| format!("'{text}' is not four comma-separated whole numbers X,Y,Z,T"))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -169,7 +207,7 @@ struct TrainArgs {
     /// Loss: l1 (paper default) or l2.
     #[arg(long, value_enum)]
     loss: Option<LossArg>,
-    /// Optimiser: rmsprop (paper) or adam.
+    /// Optimiser: rmsprop (paper; default for 2P and ephys) or adam (default for fMRI).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
     /// Learning rate.
@@ -280,6 +318,10 @@ struct EvaluateArgs {
     /// (e.g. 30 for an output made with --edges drop and a 30-frame window).
     #[arg(long, default_value_t = 0)]
     offset: usize,
+    /// fMRI: voxels whose noisy temporal mean exceeds this are brain (default: 0.3 × the
+    /// 99th percentile of the temporal-mean image).
+    #[arg(long)]
+    brain_threshold: Option<f64>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -346,6 +388,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(SimulateCommand::TwoPhoton(args)) => commands::simulate_2p(&args),
         Command::Simulate(SimulateCommand::Ephys(args)) => commands::simulate_ephys(&args),
+        Command::Simulate(SimulateCommand::Fmri(args)) => commands::simulate_fmri(&args),
         Command::Train(args) => commands::train(&args),
         Command::Denoise(args) => commands::denoise(&args).map(|_| ()),
         Command::Evaluate(args) => commands::evaluate(&args).map(|_| ()),

@@ -7,19 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{model_header, peak_mib, run, run_ok, s, train_briefly};
+use common::{model_header, peak_mib, run, run_ok, s, shared, train_briefly};
 use deepinterp_io::ephys::open_ephys;
 use deepinterp_io::open_movie;
-
-fn shared(relative: &str) -> PathBuf {
-    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")).join(relative);
-    assert!(
-        path.exists(),
-        "shared test data missing: expected {} (CI keeps shared/ beside the checkout)",
-        path.display()
-    );
-    path
-}
 
 /// Simulates `seconds` of a `channels`-channel probe; returns (noisy, clean).
 fn simulate(dir: &Path, channels: usize, seconds: f64, seed: u64) -> (PathBuf, PathBuf) {

@@ -157,6 +157,7 @@ fn default_evaluate_args(
         spikes: None,
         raw: RawArgs::default(),
         offset: 0,
+        brain_threshold: None,
         json: false,
         report: Some(report.to_path_buf()),
     }

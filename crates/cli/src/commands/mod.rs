@@ -9,7 +9,7 @@ mod train;
 pub use demo::demo;
 pub use denoise::denoise;
 pub use evaluate::evaluate;
-pub use simulate::{simulate_2p, simulate_ephys};
+pub use simulate::{simulate_2p, simulate_ephys, simulate_fmri};
 pub use train::train;
 
 use deepinterp_io::Dtype;

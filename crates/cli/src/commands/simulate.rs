@@ -1,14 +1,17 @@
-//! `deepinterp simulate 2p|ephys`: a ground-truth recording, streamed to disk in chunks.
+//! `deepinterp simulate 2p|ephys|fmri`: a ground-truth recording, streamed to disk in chunks.
 
 use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use deepinterp_io::ephys::{NewSpikeGlx, create_spikeglx, neuropixels1_positions};
+use deepinterp_io::nifti::{NewVolume, NiftiDtype, create_volume, is_nifti_path};
 use deepinterp_io::{Dtype, MovieInfo, create_movie};
-use deepinterp_sim::{EphysConfig, EphysSimulator, TwoPhotonConfig, TwoPhotonSimulator};
+use deepinterp_sim::{
+    EphysConfig, EphysSimulator, FmriConfig, FmriSimulator, TwoPhotonConfig, TwoPhotonSimulator,
+};
 
 use crate::progress;
-use crate::{Simulate2pArgs, SimulateEphysArgs};
+use crate::{Simulate2pArgs, SimulateEphysArgs, SimulateFmriArgs};
 
 /// Frames rendered and written per chunk.
 const CHUNK_FRAMES: usize = 64;
@@ -186,6 +189,77 @@ pub fn simulate_ephys(args: &SimulateEphysArgs) -> Result<()> {
         spikes.len(),
         units_path.display(),
         simulator.units().len(),
+        clipped_note(noisy_summary.clipped_values)
+    );
+    Ok(())
+}
+
+/// Volumes rendered and written per chunk.
+const CHUNK_VOLUMES: usize = 8;
+
+pub fn simulate_fmri(args: &SimulateFmriArgs) -> Result<()> {
+    for path in [&args.output, &args.clean] {
+        anyhow::ensure!(
+            is_nifti_path(path),
+            "{}: fMRI runs are written as NIfTI: name it .nii or .nii.gz",
+            path.display()
+        );
+    }
+    let [x, y, z, frames] = args.shape;
+    let config = FmriConfig {
+        repetition_time_s: args.tr,
+        tsnr: args.tsnr,
+        seed: args.seed,
+        ..FmriConfig::new([x, y, z], frames)
+    };
+    let mut simulator =
+        FmriSimulator::new(config.clone()).context("invalid simulation settings")?;
+    let volume = |dtype, description: &str| NewVolume {
+        shape: [x, y, z],
+        frames,
+        dtype,
+        voxel_size: config.voxel_size_mm,
+        repetition_time_s: args.tr,
+        description: description.to_string(),
+    };
+    let mut noisy_writer = create_volume(
+        &args.output,
+        &volume(NiftiDtype::I16, "deepinterp simulate fmri: noisy"),
+    )?;
+    let mut clean_writer = create_volume(
+        &args.clean,
+        &volume(NiftiDtype::F32, "deepinterp simulate fmri: clean"),
+    )?;
+    let volume_len = x * y * z;
+    let mut clean = vec![0f32; CHUNK_VOLUMES * volume_len];
+    let mut noisy = vec![0f32; CHUNK_VOLUMES * volume_len];
+    let bar = progress::bar(frames as u64, "simulate", "volumes");
+    let mut done = 0;
+    while done < frames {
+        let count = CHUNK_VOLUMES.min(frames - done);
+        let len = count * volume_len;
+        let rendered = simulator.next_volumes(count, &mut clean[..len], &mut noisy[..len]);
+        anyhow::ensure!(
+            rendered == count,
+            "simulator stopped after {} volumes",
+            done + rendered
+        );
+        noisy_writer.write_volumes(&noisy[..len], count)?;
+        clean_writer.write_volumes(&clean[..len], count)?;
+        done += count;
+        bar.set_position(done as u64);
+    }
+    let noisy_summary = noisy_writer.finish()?;
+    clean_writer.finish()?;
+    bar.finish_and_clear();
+    let brain = simulator.brain_mask().iter().filter(|&&b| b).count();
+    eprintln!(
+        "simulated {x}x{y}x{z} voxels x {frames} volumes (TR {} s, tSNR {}, noise sigma {:.1}, {brain} brain voxels): {} (noisy), {} (clean){}",
+        args.tr,
+        args.tsnr,
+        simulator.noise_sigma(),
+        noisy_summary.path.display(),
+        args.clean.display(),
         clipped_note(noisy_summary.clipped_values)
     );
     Ok(())

@@ -24,6 +24,18 @@ pub fn run_ok(args: &[&str]) -> String {
     stderr
 }
 
+/// A file of the shared test data (`../shared` beside the checkout); panics naming it when
+/// it is missing, so a test never passes without its data.
+pub fn shared(relative: &str) -> PathBuf {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")).join(relative);
+    assert!(
+        path.exists(),
+        "shared test data missing: expected {} (CI keeps shared/ beside the checkout)",
+        path.display()
+    );
+    path
+}
+
 /// Path as &str.
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
