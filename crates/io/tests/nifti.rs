@@ -895,19 +895,22 @@ fn bad_inputs_are_refused_with_clear_errors() {
 // Files for the nibabel check (tests/nifti_interop.py).
 // ---------------------------------------------------------------------------
 
-/// With `DEEPINTERP_NIFTI_INTEROP_DIR` set, writes images in several types,
-/// containers, versions and byte orders there, each with its expected
-/// values (`.npy`, float32 `[t, z, y, x]`), plus `manifest.json` saying
-/// what nibabel must find. Without it, does nothing.
+/// Writes images in several types, containers, versions and byte orders, each
+/// with its expected values (`.npy`, float32 `[t, z, y, x]`), plus
+/// `manifest.json` saying what nibabel must find, and reads every image back
+/// through our reader. The files go to `DEEPINTERP_NIFTI_INTEROP_DIR` when it
+/// is set (CI then runs `tests/nifti_interop.py` on them), else to a scratch
+/// folder.
 #[test]
 fn interop_files_for_nibabel() {
-    let Some(dir) = std::env::var_os("DEEPINTERP_NIFTI_INTEROP_DIR") else {
-        return;
-    };
-    let dir = PathBuf::from(dir);
+    let scratch = ScratchDir::new("nibabel");
+    let dir = std::env::var_os("DEEPINTERP_NIFTI_INTEROP_DIR")
+        .map_or_else(|| scratch.path().to_path_buf(), PathBuf::from);
     std::fs::create_dir_all(&dir).expect("create the interop directory");
     let mut entries = Vec::new();
+    let mut written: Vec<(String, Vec<f32>)> = Vec::new();
     let mut add = |file: &str, values: &[f32], info: &VolumeInfo, like: Option<&str>| {
+        written.push((file.to_string(), values.to_vec()));
         let [x, y, z] = info.shape;
         let npy = format!("{file}.expected.npy");
         write_npy_f32(&dir.join(&npy), &[info.frames, z, y, x], values).expect("write npy");
@@ -976,4 +979,9 @@ fn interop_files_for_nibabel() {
     }
     let manifest = serde_json::to_string_pretty(&entries).expect("manifest");
     std::fs::write(dir.join("manifest.json"), manifest).expect("write manifest");
+    assert_eq!(written.len(), 8);
+    for (file, expected) in written {
+        let (_, values) = read_all(&dir.join(&file));
+        assert_eq!(values, expected, "{file} reads back differently");
+    }
 }
