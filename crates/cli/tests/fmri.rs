@@ -107,7 +107,7 @@ fn keras_model_in_parity_mode_keeps_the_input_header() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .expect("pass count reported");
-    assert!(passes * 50 < 18720, "{passes} passes");
+    assert!(passes * 30 < 18720, "{passes} passes");
     let (_, _, parity_values) = read_run(&parity);
     let (_, _, fast_values) = read_run(&fast);
     let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
@@ -115,32 +115,53 @@ fn keras_model_in_parity_mode_keeps_the_input_header() {
     assert!((mp - mf).abs() < 0.2 * mp.abs(), "means {mp} vs {mf}");
 }
 
+/// The two real nitime runs (int16 10×10×18×40, TR 1.35 s, an oblique affine): a tiny model
+/// trained on the first with the second as validation run, then the second denoised and
+/// evaluated.
 #[test]
 fn real_nitime_runs_train_denoise_and_evaluate() {
     let dir = tempfile::tempdir().unwrap();
-    let input = shared("data/fmri/nitime_fmri1.nii.gz");
-    let model = tiny_model(dir.path(), &input, "nitime.dimodel");
+    let first = shared("data/fmri/nitime_fmri1.nii.gz");
+    let second = shared("data/fmri/nitime_fmri2.nii.gz");
+    let model = dir.path().join("nitime.dimodel");
+    let stderr = run_ok(&[
+        "train",
+        s(&first),
+        "--validation",
+        s(&second),
+        "-o",
+        s(&model),
+        "--arch",
+        "unet3d-d1-w4",
+        "--steps",
+        "4",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "8",
+        "--validation-samples",
+        "16",
+    ]);
+    assert!(stderr.contains("40 time points"), "{stderr}");
     let output = dir.path().join("denoised.nii.gz");
-    run_ok(&["denoise", s(&input), "--model", s(&model), "-o", s(&output)]);
+    run_ok(&["denoise", s(&second), "--model", s(&model), "-o", s(&output)]);
     let (shape, frames, values) = read_run(&output);
-    assert_eq!((shape, frames), ([10, 10, 18], 40));
+    let source = open_volume(&second).unwrap();
+    assert_eq!((shape, frames), (source.info().shape, source.info().frames));
+    assert_eq!(source.info().repetition_time_s, Some(1.35));
     assert!(values.iter().all(|v| v.is_finite()));
     let report = dir.path().join("report.json");
-    let result = run(&[
+    run_ok(&[
         "evaluate",
         "--noisy",
-        s(&input),
+        s(&second),
         "--denoised",
         s(&output),
         "--report",
         s(&report),
     ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert!(json["brain_voxels"].as_u64().unwrap() > 100, "{json}");
     assert!(json["tsnr_noisy_median"].as_f64().unwrap() > 1.0, "{json}");
 }
