@@ -202,7 +202,8 @@ fn fmri_blocks() {
     let config = VolumeUNetConfig::fmri_unet_denoiser(5);
     let net = config.init::<Cpu>(&device).expect("valid config");
     for batch in [256, 1024, 4096] {
-        let x = Tensor::<Cpu, 5>::random([batch, 5, 7, 7, 7], Distribution::Normal(0.0, 1.0), &device);
+        let x =
+            Tensor::<Cpu, 5>::random([batch, 5, 7, 7, 7], Distribution::Normal(0.0, 1.0), &device);
         let m = measure(3, || {
             let _ = net.forward(x.clone()).into_data();
         });
@@ -223,8 +224,10 @@ fn fmri_blocks() {
         .with_epsilon(1e-7)
         .init();
     let batch = 256;
-    let x = Tensor::<CpuTrain, 5>::random([batch, 5, 7, 7, 7], Distribution::Normal(0.0, 1.0), &device);
-    let t = Tensor::<CpuTrain, 5>::random([batch, 1, 7, 7, 7], Distribution::Normal(0.0, 1.0), &device);
+    let x =
+        Tensor::<CpuTrain, 5>::random([batch, 5, 7, 7, 7], Distribution::Normal(0.0, 1.0), &device);
+    let t =
+        Tensor::<CpuTrain, 5>::random([batch, 1, 7, 7, 7], Distribution::Normal(0.0, 1.0), &device);
     let m = measure(5, || {
         let loss = (train_net.forward(x.clone()) - t.clone()).abs().mean();
         let grads = GradientsParams::from_grads(loss.backward(), &train_net);

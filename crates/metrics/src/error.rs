@@ -185,3 +185,29 @@ pub(crate) fn clean_presence_mismatch(given: bool, with_clean: bool) -> Option<&
         _ => None,
     }
 }
+
+/// Checks every given stream (noisy, denoised, clean when present) in turn: it must hold
+/// `expected` values (else `mismatch(stream, its length)`) and only finite ones (else
+/// `non_finite(stream, position, value)` for the first that is not).
+pub(crate) fn check_streams(
+    expected: usize,
+    (noisy, denoised, clean): (&[f32], &[f32], Option<&[f32]>),
+    mismatch: impl Fn(&'static str, usize) -> MetricsError,
+    non_finite: impl Fn(&'static str, usize, f32) -> MetricsError,
+) -> Result<(), MetricsError> {
+    let streams = [
+        ("noisy", Some(noisy)),
+        ("denoised", Some(denoised)),
+        ("clean", clean),
+    ];
+    for (stream, buffer) in streams {
+        let Some(buffer) = buffer else { continue };
+        if buffer.len() != expected {
+            return Err(mismatch(stream, buffer.len()));
+        }
+        if let Some(position) = buffer.iter().position(|value| !value.is_finite()) {
+            return Err(non_finite(stream, position, buffer[position]));
+        }
+    }
+    Ok(())
+}

@@ -44,17 +44,17 @@ pub fn is_model_file(path: &Path) -> Result<bool, EngineError> {
 pub fn write_model<B: Backend>(path: &Path, model: &Model<B>) -> Result<(), EngineError> {
     let mut arrays = Vec::new();
     let mut payload: Vec<f32> = Vec::new();
-    for (index, (shape, weight, bias)) in model.network.weight_values()?.into_iter().enumerate() {
+    for (index, conv) in model.network.weight_values()?.into_iter().enumerate() {
         arrays.push(ArrayHeader {
             name: format!("conv{index}.weight"),
-            shape,
+            shape: conv.shape,
         });
-        payload.extend(weight);
+        payload.extend(conv.weight);
         arrays.push(ArrayHeader {
             name: format!("conv{index}.bias"),
-            shape: vec![bias.len()],
+            shape: vec![conv.bias.len()],
         });
-        payload.extend(bias);
+        payload.extend(conv.bias);
     }
     let header = Header {
         format_version: FORMAT_VERSION,

@@ -297,7 +297,10 @@ pub fn load_model<B: Backend>(
     let channels = imported.config.in_channels();
     let modality = network_modality(&imported.config);
     // Frames of the window: the fMRI network also reads the centre time point.
-    let frames = channels - (modality.network_channels(&Window::new(0, 1, 0)?) - 1);
+    let frames = match modality {
+        Modality::Fmri => channels.saturating_sub(1),
+        Modality::TwoPhoton | Modality::Ephys => channels,
+    };
     let window = match keras_window {
         Some(window) => window,
         None => {

@@ -97,6 +97,17 @@ impl NetworkConfig {
     }
 }
 
+/// One convolution's weights as plain values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvValues {
+    /// burn's `[out, in, kernel...]` shape of the weight.
+    pub shape: Vec<usize>,
+    /// The weight, row-major in that shape.
+    pub weight: Vec<f32>,
+    /// The bias, `[out]`.
+    pub bias: Vec<f32>,
+}
+
 /// A network of either kind.
 #[derive(Module, Debug)]
 pub enum Network<B: Backend> {
@@ -123,39 +134,35 @@ impl<B: Backend> Network<B> {
         }
     }
 
-    /// Each convolution's `(weight shape, weight values, bias values)` in execution order.
-    pub fn weight_values(&self) -> Result<Vec<(Vec<usize>, Vec<f32>, Vec<f32>)>, EngineError> {
-        let values = |data: TensorData| {
+    /// Each convolution's weights as plain values, in execution order.
+    pub fn weight_values(&self) -> Result<Vec<ConvValues>, EngineError> {
+        fn values(data: TensorData) -> Result<Vec<f32>, EngineError> {
             data.convert::<f32>()
                 .to_vec::<f32>()
                 .map_err(|e| EngineError::InvalidModel(format!("cannot read weights: {e:?}")))
-        };
-        let mut out = Vec::new();
-        match self {
-            Network::Planar(network) => {
-                for conv in &network.convs {
-                    let weight = conv.weight.val();
-                    let shape = weight.dims().to_vec();
-                    out.push((
-                        shape,
-                        values(weight.into_data())?,
-                        values(conv.bias.val().into_data())?,
-                    ));
-                }
-            }
-            Network::Volumetric(network) => {
-                for conv in &network.convs {
-                    let weight = conv.weight.val();
-                    let shape = weight.dims().to_vec();
-                    out.push((
-                        shape,
-                        values(weight.into_data())?,
-                        values(conv.bias.val().into_data())?,
-                    ));
-                }
-            }
         }
-        Ok(out)
+        fn conv<B: Backend, const D: usize>(
+            weight: Tensor<B, D>,
+            bias: Tensor<B, 1>,
+        ) -> Result<ConvValues, EngineError> {
+            Ok(ConvValues {
+                shape: weight.dims().to_vec(),
+                weight: values(weight.into_data())?,
+                bias: values(bias.into_data())?,
+            })
+        }
+        match self {
+            Network::Planar(network) => network
+                .convs
+                .iter()
+                .map(|c| conv(c.weight.val(), c.bias.val()))
+                .collect(),
+            Network::Volumetric(network) => network
+                .convs
+                .iter()
+                .map(|c| conv(c.weight.val(), c.bias.val()))
+                .collect(),
+        }
     }
 
     /// Forward pass on a batch given as flat values and its shape: `[n, c, h, w]` for a

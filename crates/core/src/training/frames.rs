@@ -7,7 +7,7 @@ use deepinterp_io::MovieReader;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Batch, Sampler, TrainSettings, ValidationSource};
+use super::{Batch, Sampler, TrainSettings, ValidationSource, pick_stretch};
 use crate::error::EngineError;
 use crate::sampling::{Crop, FrameBlock, Normalization, Window};
 
@@ -259,22 +259,10 @@ fn refill_cache(
     window: &Window,
     rng: &mut StdRng,
 ) -> Result<(), EngineError> {
-    let total: usize = sources.iter().map(|s| s.train_range.len()).sum();
-    let mut pick = rng.random_range(0..total);
-    let mut index = 0;
-    while pick >= sources[index].train_range.len() {
-        pick -= sources[index].train_range.len();
-        index += 1;
-    }
+    let ranges: Vec<_> = sources.iter().map(|s| s.train_range.clone()).collect();
+    let (index, stretch) = pick_stretch(&ranges, cache_frames.max(window.span()), rng);
     let source = &mut sources[index];
-    let range = source.train_range.clone();
-    let length = cache_frames.max(window.span()).min(range.len());
-    let start = range.start + rng.random_range(0..=range.len() - length);
-    block.load(
-        source.reader.as_mut(),
-        &source.normalization,
-        start..start + length,
-    )?;
+    block.load(source.reader.as_mut(), &source.normalization, stretch)?;
     Ok(())
 }
 

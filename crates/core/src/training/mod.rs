@@ -219,6 +219,28 @@ pub(crate) trait Sampler {
     fn validation(&self) -> Option<&[Batch]>;
 }
 
+/// Picks the stretch of frames to hold in memory next: an input drawn with probability
+/// proportional to its training frames, and `length` (at most its training range) consecutive
+/// frames at a uniform place inside that range.
+fn pick_stretch(
+    train_ranges: &[std::ops::Range<usize>],
+    length: usize,
+    rng: &mut StdRng,
+) -> (usize, std::ops::Range<usize>) {
+    use rand::Rng;
+    let total: usize = train_ranges.iter().map(|range| range.len()).sum();
+    let mut pick = rng.random_range(0..total);
+    let mut index = 0;
+    while pick >= train_ranges[index].len() {
+        pick -= train_ranges[index].len();
+        index += 1;
+    }
+    let range = &train_ranges[index];
+    let length = length.min(range.len());
+    let start = range.start + rng.random_range(0..=range.len() - length);
+    (index, start..start + length)
+}
+
 /// Trains `network` on `data`; calls `on_event` after each step and epoch. If `checkpoint`
 /// exists and matches the settings, the run resumes from it.
 pub fn train<B: AutodiffBackend>(

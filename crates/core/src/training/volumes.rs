@@ -11,7 +11,7 @@ use deepinterp_io::nifti::VolumeReader;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Batch, Sampler, TrainSettings, ValidationSource};
+use super::{Batch, Sampler, TrainSettings, ValidationSource, pick_stretch};
 use crate::error::EngineError;
 use crate::sampling::Normalization;
 use crate::volume::{
@@ -236,22 +236,14 @@ impl Sampler for VolumeSampler {
         rng: &mut StdRng,
     ) -> Result<Batch, EngineError> {
         if refresh || self.active == usize::MAX {
-            let total = self.train_frames();
-            let mut pick = rng.random_range(0..total);
-            let mut index = 0;
-            while pick >= self.runs[index].train_range.len() {
-                pick -= self.runs[index].train_range.len();
-                index += 1;
-            }
+            let ranges: Vec<_> = self.runs.iter().map(|r| r.train_range.clone()).collect();
+            let (index, stretch) = pick_stretch(&ranges, self.cache_frames, rng);
             let run = &mut self.runs[index];
-            let range = run.train_range.clone();
-            let length = self.cache_frames.min(range.len());
-            let start = range.start + rng.random_range(0..=range.len() - length);
             let info = run.reader.info().clone();
             if index != self.active {
                 self.stack = VolumeStack::new(info.shape, info.frames);
             }
-            self.stack.hold(&mut run.reader, start..start + length)?;
+            self.stack.hold(&mut run.reader, stretch)?;
             self.active = index;
         }
         let run = &self.runs[self.active];

@@ -54,7 +54,7 @@ mod spikes;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::MetricsError;
+use crate::error::{MetricsError, check_streams};
 use noise::{NoiseAccumulator, NoiseResult};
 use spikes::SpikeTracker;
 
@@ -482,31 +482,23 @@ impl EphysEvaluator {
         let expected = count.checked_mul(channels).ok_or_else(|| {
             MetricsError::InvalidSettings(format!("{count} samples of {channels} channels"))
         })?;
-        let streams = [
-            ("noisy", Some(noisy)),
-            ("denoised", Some(denoised)),
-            ("clean", clean),
-        ];
-        for (stream, buffer) in streams {
-            let Some(buffer) = buffer else { continue };
-            if buffer.len() != expected {
-                return Err(MetricsError::SampleBufferLength {
-                    stream,
-                    actual: buffer.len(),
-                    expected,
-                    count,
-                    channels,
-                });
-            }
-            if let Some(position) = buffer.iter().position(|value| !value.is_finite()) {
-                return Err(MetricsError::NonFiniteSample {
-                    stream,
-                    sample: self.received + (position / channels) as u64,
-                    channel: position % channels,
-                    value: buffer[position],
-                });
-            }
-        }
+        check_streams(
+            expected,
+            (noisy, denoised, clean),
+            |stream, actual| MetricsError::SampleBufferLength {
+                stream,
+                actual,
+                expected,
+                count,
+                channels,
+            },
+            |stream, position, value| MetricsError::NonFiniteSample {
+                stream,
+                sample: self.received + (position / channels) as u64,
+                channel: position % channels,
+                value,
+            },
+        )?;
 
         for sample in 0..count {
             let range = sample * channels..(sample + 1) * channels;

@@ -49,7 +49,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::MetricsError;
+use crate::error::{MetricsError, check_streams};
 use crate::snr::median;
 use tsnr::{ShiftedMoments, nearest_rank_percentile, tsnr};
 
@@ -334,37 +334,32 @@ impl FmriEvaluator {
         let expected = count.checked_mul(self.voxels).ok_or_else(|| {
             MetricsError::InvalidDimensions(format!("{count} volumes of {} voxels", self.voxels))
         })?;
-        let streams = [
-            ("noisy", Some(noisy)),
-            ("denoised", Some(denoised)),
-            ("clean", clean),
-        ];
-        for (stream, buffer) in streams {
-            let Some(buffer) = buffer else { continue };
-            if buffer.len() != expected {
-                return Err(MetricsError::VolumeBufferLength {
+        let voxels = self.voxels;
+        let [x_side, y_side, _] = self.settings.shape;
+        check_streams(
+            expected,
+            (noisy, denoised, clean),
+            |stream, actual| MetricsError::VolumeBufferLength {
+                stream,
+                actual,
+                expected,
+                count,
+                shape: self.settings.shape,
+            },
+            |stream, position, value| {
+                let voxel = position % voxels;
+                MetricsError::NonFiniteVoxel {
                     stream,
-                    actual: buffer.len(),
-                    expected,
-                    count,
-                    shape: self.settings.shape,
-                });
-            }
-            if let Some(position) = buffer.iter().position(|value| !value.is_finite()) {
-                let [x_side, y_side, _] = self.settings.shape;
-                let voxel = position % self.voxels;
-                return Err(MetricsError::NonFiniteVoxel {
-                    stream,
-                    frame: self.received + position / self.voxels,
+                    frame: self.received + position / voxels,
                     voxel: [
                         voxel % x_side,
                         voxel / x_side % y_side,
                         voxel / (x_side * y_side),
                     ],
-                    value: buffer[position],
-                });
-            }
-        }
+                    value,
+                }
+            },
+        )?;
 
         self.with_clean = Some(clean_given);
         if clean_given && self.clean_sums.is_none() {
