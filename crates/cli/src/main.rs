@@ -270,7 +270,8 @@ struct DenoiseArgs {
     /// outputs are rounded and clipped (clipping is reported).
     #[arg(long, value_enum)]
     dtype: Option<DtypeArg>,
-    /// Frames per network call (default from the frame size).
+    /// Frames per network call (default from the frame size); fMRI: voxel blocks per call
+    /// (default 1024).
     #[arg(long)]
     batch_size: Option<usize>,
     /// First frame to process.
