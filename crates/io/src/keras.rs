@@ -7,8 +7,12 @@
 //! order of its `weight_names` attribute, as float32 arrays with their HDF5
 //! shapes (Conv kernels are HWIO / DHWIO). Optimizer state is ignored.
 //! Interpreting the topology belongs to the model crate.
+//!
+//! [`write_keras_model`] writes the same struct back in the layout Keras 2.15 saves, so a
+//! model built or trained here can be loaded by the original implementation.
 
 mod group_attrs;
+mod writer;
 
 use std::path::Path;
 
@@ -17,6 +21,7 @@ use rust_hdf5::{DatatypeMessage, H5File};
 use crate::error::{IoError, one_line};
 use crate::hdf5::{describe_datatype, open_hdf5_file};
 use group_attrs::GroupAttrReader;
+pub use writer::{DEFAULT_KERAS_VERSION, write_keras_model};
 
 /// One weight array of a layer.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,7 +3,8 @@
 //! electrophysiology recordings (raw, SpikeGLX, Open Ephys; streamed sample
 //! by sample), fMRI images (NIfTI-1/2 `.nii`/`.nii.gz`, streamed volume by
 //! volume, header and affine kept), the original DeepInterpolation Keras
-//! `.h5` model files, and `.npy` float32 arrays.
+//! `.h5` model files (read, and written back in Keras 2.15's layout), and
+//! `.npy` float32 arrays.
 //!
 //! Every error is an [`IoError`] whose one-line message names the file.
 
@@ -21,7 +22,9 @@ pub use ephys::{
     create_ephys_like, create_spikeglx, is_ephys_path, neuropixels1_positions, open_ephys,
 };
 pub use error::IoError;
-pub use keras::{KerasLayerWeights, KerasModelFile, NamedArray, read_keras_model};
+pub use keras::{
+    KerasLayerWeights, KerasModelFile, NamedArray, read_keras_model, write_keras_model,
+};
 pub use movie::{
     DEFAULT_DATASET, Dtype, MovieInfo, MovieReader, MovieWriter, ParseDtypeError, WriteSummary,
     create_movie, open_movie, open_movie_dataset,

@@ -5,7 +5,8 @@
 //! (conv → pool per level, bottleneck, upsample → concat[upsampled, skip] → conv per level,
 //! final linear 1×1 conv) in 2D (two-photon, ephys) and in 3D (fMRI, whose upsampled maps are
 //! zero-padded by one plane before the concatenation), and maps HWIO / DHWIO kernels to burn's
-//! OIHW / OIDHW layouts. Optimizer state in the file is ignored.
+//! OIHW / OIDHW layouts. Optimizer state in the file is ignored. The way back (our networks
+//! written as such files) is [`super::keras_export`].
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -102,6 +103,21 @@ pub fn keras_to_burn_kernel(data: &[f32], spatial: usize, cin: usize, cout: usiz
             let src = (position * cin + i) * cout;
             for o in 0..cout {
                 out[(o * cin + i) * spatial + position] = data[src + o];
+            }
+        }
+    }
+    out
+}
+
+/// Rearranges a burn kernel `(out, in, k...)` into Keras' `(k..., in, out)` (HWIO, DHWIO):
+/// the inverse of [`keras_to_burn_kernel`]; `spatial` is the product of the kernel's sides.
+pub fn burn_to_keras_kernel(data: &[f32], spatial: usize, cin: usize, cout: usize) -> Vec<f32> {
+    let mut out = vec![0f32; data.len()];
+    for o in 0..cout {
+        for i in 0..cin {
+            let src = (o * cin + i) * spatial;
+            for position in 0..spatial {
+                out[(position * cin + i) * cout + o] = data[src + position];
             }
         }
     }
@@ -528,6 +544,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn kernel_transposes_are_inverse() {
+        // A 2×1×3 kernel (6 positions), in=4, out=5: every value distinct.
+        let (spatial, cin, cout) = (6, 4, 5);
+        let keras: Vec<f32> = (0..spatial * cin * cout).map(|v| v as f32).collect();
+        let burn = keras_to_burn_kernel(&keras, spatial, cin, cout);
+        assert_ne!(burn, keras);
+        assert_eq!(burn_to_keras_kernel(&burn, spatial, cin, cout), keras);
+        let burn: Vec<f32> = (0..spatial * cin * cout).map(|v| -(v as f32)).collect();
+        let keras = burn_to_keras_kernel(&burn, spatial, cin, cout);
+        assert_eq!(keras_to_burn_kernel(&keras, spatial, cin, cout), burn);
     }
 
     #[test]

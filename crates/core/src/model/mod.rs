@@ -3,10 +3,12 @@
 //! A [`Model`] is a network plus the [`ModelSpec`] needed to use it on a recording without
 //! further flags: modality, window, normalisation policy and a training summary. Our own
 //! model file ([`file`]) stores both; the original's Keras files ([`keras`]) carry only the
-//! network, so the spec is completed with the paper's defaults for the modality.
+//! network, so the spec is completed with the paper's defaults for the modality. Any of our
+//! U-Nets can be written as such a Keras file ([`keras_export`]) for the original's tools.
 
 pub mod file;
 pub mod keras;
+pub mod keras_export;
 pub mod network;
 pub mod unet;
 pub mod unet3d;
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::EngineError;
 use crate::sampling::Window;
 use crate::volume::VolumeBlock;
+pub use keras_export::export_keras;
 pub use network::{Network, NetworkConfig};
 pub use unet::{UNet, UNetConfig};
 pub use unet3d::{VolumeUNet, VolumeUNetConfig};
@@ -245,21 +248,31 @@ pub fn architecture_config(
 }
 
 /// The modality a network's shape is made for: volumetric networks are fMRI, probe-grid
-/// networks (a (2,1) pool, i.e. pooling along the probe only) ephys, the rest two-photon.
+/// networks (a (2,1) pool or a 3×1 kernel, i.e. working along the probe only) ephys, the
+/// rest two-photon.
 pub fn network_modality(config: &NetworkConfig) -> Modality {
     match config {
         NetworkConfig::Volumetric(_) => Modality::Fmri,
-        NetworkConfig::Planar(config) if config.pools.iter().any(|pool| pool[0] != pool[1]) => {
+        NetworkConfig::Planar(config)
+            if config
+                .pools
+                .iter()
+                .chain(&config.encoder_kernels)
+                .chain(&config.decoder_kernels)
+                .chain(std::iter::once(&config.bottleneck_kernel))
+                .any(|sides| sides[0] != sides[1]) =>
+        {
             Modality::Ephys
         }
         NetworkConfig::Planar(_) => Modality::TwoPhoton,
     }
 }
 
-/// The paper's name of a network shape, if it is one of the paper's.
-fn paper_architecture(config: &NetworkConfig) -> Option<&'static str> {
+/// The `--arch` name of a network shape, if it is one of the paper's or of our scaled
+/// families (so a model exported to Keras and imported again keeps its name).
+fn known_architecture(config: &NetworkConfig) -> Option<String> {
     let channels = config.in_channels();
-    let candidates = [
+    let paper = [
         (
             NetworkConfig::Planar(UNetConfig::unet_single_1024(channels)),
             "unet_single_1024",
@@ -273,10 +286,31 @@ fn paper_architecture(config: &NetworkConfig) -> Option<&'static str> {
             "fmri_unet_denoiser",
         ),
     ];
-    candidates
-        .into_iter()
+    if let Some((_, name)) = paper.iter().find(|(candidate, _)| candidate == config) {
+        return Some(name.to_string());
+    }
+    let (depth, width) = match config {
+        NetworkConfig::Planar(c) => (c.depth(), c.encoder_widths.first().copied()?),
+        NetworkConfig::Volumetric(c) => (c.depth(), c.encoder_widths.first().copied()?),
+    };
+    let scaled = [
+        (
+            NetworkConfig::Planar(UNetConfig::scaled(channels, depth, width)),
+            "unet",
+        ),
+        (
+            NetworkConfig::Planar(UNetConfig::scaled_probe(channels, depth, width)),
+            "unet-ephys",
+        ),
+        (
+            NetworkConfig::Volumetric(VolumeUNetConfig::scaled(channels, depth, width)),
+            "unet3d",
+        ),
+    ];
+    scaled
+        .iter()
         .find(|(candidate, _)| candidate == config)
-        .map(|(_, name)| name)
+        .map(|(_, family)| format!("{family}-d{depth}-w{width}"))
 }
 
 /// Loads a model: our own file, or an original Keras `.h5`.
@@ -327,10 +361,11 @@ pub fn load_model<B: Backend>(
         Modality::Fmri => Some(VolumeBlock::paper(imported.recorded_input_size.as_deref())?),
         Modality::TwoPhoton | Modality::Ephys => None,
     };
-    let architecture = paper_architecture(&imported.config).unwrap_or("keras-unet");
+    let architecture =
+        known_architecture(&imported.config).unwrap_or_else(|| "keras-unet".to_string());
     Ok(Model {
         spec: ModelSpec {
-            architecture: architecture.to_string(),
+            architecture,
             modality,
             network: imported.config,
             window,

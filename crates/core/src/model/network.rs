@@ -134,6 +134,14 @@ impl<B: Backend> Network<B> {
         }
     }
 
+    /// The same network with its encoder convolutions fixed (see [`UNet::freeze_encoder`]).
+    pub fn freeze_encoder(self) -> Self {
+        match self {
+            Network::Planar(network) => Network::Planar(network.freeze_encoder()),
+            Network::Volumetric(network) => Network::Volumetric(network.freeze_encoder()),
+        }
+    }
+
     /// Each convolution's weights as plain values, in execution order.
     pub fn weight_values(&self) -> Result<Vec<ConvValues>, EngineError> {
         fn values(data: TensorData) -> Result<Vec<f32>, EngineError> {

@@ -304,6 +304,17 @@ impl<B: Backend> UNet<B> {
         })
     }
 
+    /// The same network with its encoder convolutions (those above the bottleneck) fixed:
+    /// training leaves them as they are (fine-tuning the decoder only).
+    pub fn freeze_encoder(mut self) -> Self {
+        let depth = self.pools.len();
+        for conv in self.convs.iter_mut().take(depth) {
+            conv.weight = conv.weight.clone().set_require_grad(false);
+            conv.bias = conv.bias.clone().set_require_grad(false);
+        }
+        self
+    }
+
     /// Height and width multiples the pools need.
     pub fn size_multiple(&self) -> [usize; 2] {
         self.pools

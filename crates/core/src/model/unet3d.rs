@@ -231,6 +231,16 @@ impl<B: Backend> VolumeUNet<B> {
         })
     }
 
+    /// The same network with its encoder convolutions (those above the bottleneck) fixed.
+    pub fn freeze_encoder(mut self) -> Self {
+        let depth = self.pools.len();
+        for conv in self.convs.iter_mut().take(depth) {
+            conv.weight = conv.weight.clone().set_require_grad(false);
+            conv.bias = conv.bias.clone().set_require_grad(false);
+        }
+        self
+    }
+
     /// Forward pass on `[batch, time points, x, y, z]`. Any block side works whose pooled
     /// sizes stay at least 1; the paper's blocks are 7³.
     pub fn forward(&self, input: Tensor<B, 5>) -> Tensor<B, 5> {

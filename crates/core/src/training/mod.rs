@@ -131,6 +131,13 @@ pub enum TrainEvent<'a, B: Backend> {
         validation_samples: usize,
         /// Epochs already run, restored from a checkpoint (empty for a fresh run).
         resumed_history: &'a [EpochReport],
+        /// Validation loss of the network before any step of this run (fresh runs with
+        /// validation): the baseline a fine-tuning run is judged against, and the best so
+        /// far until an epoch beats it.
+        initial_validation_loss: Option<f64>,
+        /// The network before any step (inner backend): the model to keep if no epoch
+        /// improves on it.
+        network: &'a Network<B>,
     },
     /// A step finished.
     Step {
@@ -340,13 +347,27 @@ fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
         progress = restored;
     }
 
+    let initial = network.valid();
+    let initial_validation_loss = match sampler.validation() {
+        Some(batches) if progress.step == 0 => {
+            Some(validation_loss(&initial, batches, settings.loss, device))
+        }
+        _ => None,
+    };
+    // A fine-tuned model must beat its starting point to replace it.
+    if progress.step == 0 {
+        progress.best_validation_loss = initial_validation_loss;
+    }
     on_event(TrainEvent::Started {
         train_frames: sampler.train_frames(),
         validation_samples: sampler
             .validation()
             .map_or(0, |batches| batches.iter().map(Batch::samples).sum()),
         resumed_history: &progress.history,
+        initial_validation_loss,
+        network: &initial,
     })?;
+    drop(initial);
     let mut first_step = true;
     let mut stopped_on_time = false;
     while progress.step < settings.steps {
