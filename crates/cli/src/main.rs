@@ -36,6 +36,13 @@ enum Command {
     Simulate(SimulateCommand),
     /// Train a denoising network on one or more recordings.
     Train(TrainArgs),
+    /// Fine-tune a trained model (ours or an original Keras .h5) on new recordings: training
+    /// that starts from its weights and keeps its architecture and window, reporting the
+    /// validation loss before and after.
+    Finetune(FinetuneArgs),
+    /// Export a model to another format: an original-layout Keras .h5 (`--format keras`) that
+    /// the original implementation and TensorFlow load.
+    Export(ExportArgs),
     /// Denoise a recording with a trained (or Keras) model.
     Denoise(DenoiseArgs),
     /// Measure denoising quality: error to ground truth and per-pixel SNR.
@@ -43,6 +50,9 @@ enum Command {
     /// Simulate → train → denoise → evaluate on built-in simulated data (a movie, or with
     /// --ephys a Neuropixels recording).
     Demo(DemoArgs),
+    /// Say what a file is: a model (architecture, window, training) or a recording (shape,
+    /// type, and an estimate of the time denoising it would take on this machine).
+    Inspect(InspectArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +260,38 @@ struct TrainArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+struct ExportArgs {
+    /// The model: a deepinterp model file (or an original Keras .h5, re-exported).
+    model: PathBuf,
+    /// File to write.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Keras)]
+    format: ExportFormat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ExportFormat {
+    /// Keras 2 HDF5 in the original's layout (model_config + model_weights).
+    Keras,
+}
+
+#[derive(Args, Debug, Clone)]
+struct FinetuneArgs {
+    /// The model to start from: a deepinterp model file or an original Keras .h5.
+    #[arg(long)]
+    model: PathBuf,
+    /// Keep the encoder's convolutions fixed; train the bottleneck and decoder only.
+    #[arg(long)]
+    freeze_encoder: bool,
+    /// Every training flag (the architecture and window come from the model; --steps
+    /// defaults to 500).
+    #[command(flatten)]
+    train: TrainArgs,
+}
+
+#[derive(Args, Debug, Clone)]
 struct DenoiseArgs {
     /// Recording to denoise.
     input: PathBuf,
@@ -332,6 +374,17 @@ struct EvaluateArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+struct InspectArgs {
+    /// A model (deepinterp or Keras .h5) or a recording of any modality.
+    file: PathBuf,
+    #[command(flatten)]
+    raw: RawArgs,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
 struct DemoArgs {
     /// Folder for the demo's files.
     #[arg(long, default_value = "deepinterp-demo")]
@@ -391,9 +444,12 @@ fn main() -> ExitCode {
         Command::Simulate(SimulateCommand::Ephys(args)) => commands::simulate_ephys(&args),
         Command::Simulate(SimulateCommand::Fmri(args)) => commands::simulate_fmri(&args),
         Command::Train(args) => commands::train(&args),
+        Command::Finetune(args) => commands::finetune(&args),
+        Command::Export(args) => commands::export(&args),
         Command::Denoise(args) => commands::denoise(&args).map(|_| ()),
         Command::Evaluate(args) => commands::evaluate(&args).map(|_| ()),
         Command::Demo(args) => commands::demo(&args),
+        Command::Inspect(args) => commands::inspect(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

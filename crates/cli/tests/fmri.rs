@@ -144,7 +144,14 @@ fn real_nitime_runs_train_denoise_and_evaluate() {
     ]);
     assert!(stderr.contains("40 time points"), "{stderr}");
     let output = dir.path().join("denoised.nii.gz");
-    run_ok(&["denoise", s(&second), "--model", s(&model), "-o", s(&output)]);
+    run_ok(&[
+        "denoise",
+        s(&second),
+        "--model",
+        s(&model),
+        "-o",
+        s(&output),
+    ]);
     let (shape, frames, values) = read_run(&output);
     let source = open_volume(&second).unwrap();
     assert_eq!((shape, frames), (source.info().shape, source.info().frames));
@@ -160,8 +167,7 @@ fn real_nitime_runs_train_denoise_and_evaluate() {
         "--report",
         s(&report),
     ]);
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert!(json["brain_voxels"].as_u64().unwrap() > 100, "{json}");
     assert!(json["tsnr_noisy_median"].as_f64().unwrap() > 1.0, "{json}");
 }
