@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Distribution, Tensor};
 use deepinterp::model::file::is_model_file;
 use deepinterp::model::{
-    Modality, NetworkConfig, NormalizationPolicy, StatsRegion, TrainingSummary,
+    Modality, NetworkConfig, NormalizationPolicy, StatsRegion, TrainingSummary, UNetShape,
     architecture_config, load_model,
 };
 use deepinterp::sampling::Window;
@@ -52,8 +52,8 @@ const MODEL_MAGIC: &[u8] = b"DEEPINTERP-MODEL\n";
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Inspection {
-    Model(ModelReport),
-    Recording(RecordingReport),
+    Model(Box<ModelReport>),
+    Recording(Box<RecordingReport>),
 }
 
 #[derive(Serialize)]
@@ -83,13 +83,8 @@ struct NetworkShape {
     /// "planar" (2D U-Net on frames or probe grids) or "volumetric" (3D U-Net on voxel blocks).
     #[serde(rename = "type")]
     kind: &'static str,
-    in_channels: usize,
-    encoder_widths: Vec<usize>,
-    bottleneck_width: usize,
-    encoder_kernels: Vec<Vec<usize>>,
-    bottleneck_kernel: Vec<usize>,
-    decoder_kernels: Vec<Vec<usize>>,
-    pools: Vec<Vec<usize>>,
+    #[serde(flatten)]
+    shape: UNetShape,
 }
 
 #[derive(Serialize)]
@@ -206,7 +201,7 @@ fn identify(path: &Path, args: &InspectArgs) -> Result<Inspection> {
     ensure!(path.exists(), "{}: file not found", path.display());
     // A folder is an Open Ephys recording; only files can be models.
     if path.is_file() && is_model_file(path)? {
-        return Ok(Inspection::Model(inspect_model(path)?));
+        return Ok(Inspection::Model(Box::new(inspect_model(path)?)));
     }
     let report = match modality_of(path) {
         Modality::TwoPhoton if path.is_dir() => bail!(
@@ -244,7 +239,7 @@ fn identify(path: &Path, args: &InspectArgs) -> Result<Inspection> {
             // An HDF5 file without a movie dataset may be an original Keras model.
             Err(movie_error @ IoError::MissingDataset { .. }) => {
                 return match inspect_model(path) {
-                    Ok(model) => Ok(Inspection::Model(model)),
+                    Ok(model) => Ok(Inspection::Model(Box::new(model))),
                     Err(model_error) => bail!(
                         "{}: neither a movie ({}) nor a model ({})",
                         path.display(),
@@ -320,7 +315,7 @@ fn identify(path: &Path, args: &InspectArgs) -> Result<Inspection> {
             }
         }
     };
-    Ok(Inspection::Recording(report))
+    Ok(Inspection::Recording(Box::new(report)))
 }
 
 fn inspect_model(path: &Path) -> Result<ModelReport> {
@@ -389,30 +384,12 @@ fn training_report(summary: &TrainingSummary) -> TrainingReport {
 }
 
 fn network_shape(config: &NetworkConfig) -> NetworkShape {
-    fn lists<const N: usize>(shapes: &[[usize; N]]) -> Vec<Vec<usize>> {
-        shapes.iter().map(|shape| shape.to_vec()).collect()
-    }
-    match config {
-        NetworkConfig::Planar(config) => NetworkShape {
-            kind: "planar",
-            in_channels: config.in_channels,
-            encoder_widths: config.encoder_widths.clone(),
-            bottleneck_width: config.bottleneck_width,
-            encoder_kernels: lists(&config.encoder_kernels),
-            bottleneck_kernel: config.bottleneck_kernel.to_vec(),
-            decoder_kernels: lists(&config.decoder_kernels),
-            pools: lists(&config.pools),
+    NetworkShape {
+        kind: match config {
+            NetworkConfig::Planar(_) => "planar",
+            NetworkConfig::Volumetric(_) => "volumetric",
         },
-        NetworkConfig::Volumetric(config) => NetworkShape {
-            kind: "volumetric",
-            in_channels: config.in_channels,
-            encoder_widths: config.encoder_widths.clone(),
-            bottleneck_width: config.bottleneck_width,
-            encoder_kernels: lists(&config.encoder_kernels),
-            bottleneck_kernel: config.bottleneck_kernel.to_vec(),
-            decoder_kernels: lists(&config.decoder_kernels),
-            pools: lists(&config.pools),
-        },
+        shape: config.shape(),
     }
 }
 
@@ -694,6 +671,7 @@ impl ModelReport {
 impl NetworkShape {
     fn describe(&self) -> String {
         let widths = self
+            .shape
             .encoder_widths
             .iter()
             .map(usize::to_string)
@@ -703,29 +681,30 @@ impl NetworkShape {
             "volumetric" => "3D U-Net",
             _ => "2D U-Net",
         };
-        let mut kernels: Vec<&Vec<usize>> = self.encoder_kernels.iter().collect();
-        kernels.push(&self.bottleneck_kernel);
-        kernels.extend(&self.decoder_kernels);
+        let mut kernels: Vec<&Vec<usize>> = self.shape.encoder_kernels.iter().collect();
+        kernels.push(&self.shape.bottleneck_kernel);
+        kernels.extend(&self.shape.decoder_kernels);
         let kernels = if kernels.windows(2).all(|pair| pair[0] == pair[1]) {
-            format!("kernels {}", sides(&self.bottleneck_kernel))
+            format!("kernels {}", sides(&self.shape.bottleneck_kernel))
         } else {
             format!(
                 "kernels {} | {} | {} (encoder | bottleneck | decoder)",
-                list_sides(&self.encoder_kernels),
-                sides(&self.bottleneck_kernel),
-                list_sides(&self.decoder_kernels)
+                list_sides(&self.shape.encoder_kernels),
+                sides(&self.shape.bottleneck_kernel),
+                list_sides(&self.shape.decoder_kernels)
             )
         };
-        let pools = if self.pools.windows(2).all(|pair| pair[0] == pair[1]) {
-            self.pools
+        let pools = if self.shape.pools.windows(2).all(|pair| pair[0] == pair[1]) {
+            self.shape
+                .pools
                 .first()
                 .map_or("none".to_string(), |pool| sides(pool))
         } else {
-            list_sides(&self.pools)
+            list_sides(&self.shape.pools)
         };
         format!(
             "{kind}, {} input channels, encoder widths {widths}, bottleneck {}, {kernels}, pools {pools}",
-            self.in_channels, self.bottleneck_width
+            self.shape.in_channels, self.shape.bottleneck_width
         )
     }
 }

@@ -15,9 +15,7 @@ use burn::tensor::backend::Backend;
 use deepinterp_io::keras::{KerasModelFile, read_keras_model};
 use serde_json::Value;
 
-use super::network::{Network, NetworkConfig};
-use super::unet::UNetConfig;
-use super::unet3d::VolumeUNetConfig;
+use super::network::{Network, NetworkConfig, UNetShape};
 use crate::error::EngineError;
 
 /// A Keras U-Net: its configuration and its weights in our layout.
@@ -50,7 +48,7 @@ pub fn import_keras_unet<B: Backend>(
     let plan = recover_unet(&layers).map_err(fail)?;
     let weights: HashMap<&str, &deepinterp_io::keras::KerasLayerWeights> =
         file.weights.iter().map(|w| (w.layer.as_str(), w)).collect();
-    let config = plan.network_config()?;
+    let config = plan.shape.to_config()?;
     let mut values = Vec::with_capacity(plan.conv_names.len());
     for (name, shape) in plan.conv_names.iter().zip(config.weight_shapes()) {
         let layer = weights
@@ -182,56 +180,9 @@ fn collect_inbound(value: &Value, names: &mut Vec<String>) {
 /// The U-Net read from a layer graph, in either dimensionality (kernels and pools have one
 /// side per spatial axis).
 struct UNetPlan {
-    spatial_dims: usize,
-    in_channels: usize,
-    encoder_widths: Vec<usize>,
-    bottleneck_width: usize,
-    encoder_kernels: Vec<Vec<usize>>,
-    bottleneck_kernel: Vec<usize>,
-    decoder_kernels: Vec<Vec<usize>>,
-    pools: Vec<Vec<usize>>,
+    shape: UNetShape,
     conv_names: Vec<String>,
     recorded_input_size: Option<Vec<usize>>,
-}
-
-impl UNetPlan {
-    fn network_config(&self) -> Result<NetworkConfig, EngineError> {
-        fn fixed<const N: usize>(sides: &[Vec<usize>]) -> Vec<[usize; N]> {
-            sides
-                .iter()
-                .map(|side| side.as_slice().try_into().expect("checked length"))
-                .collect()
-        }
-        let config = match self.spatial_dims {
-            2 => {
-                let config = UNetConfig {
-                    in_channels: self.in_channels,
-                    encoder_widths: self.encoder_widths.clone(),
-                    bottleneck_width: self.bottleneck_width,
-                    encoder_kernels: fixed(&self.encoder_kernels),
-                    bottleneck_kernel: fixed(std::slice::from_ref(&self.bottleneck_kernel))[0],
-                    decoder_kernels: fixed(&self.decoder_kernels),
-                    pools: fixed(&self.pools),
-                };
-                config.validate()?;
-                NetworkConfig::Planar(config)
-            }
-            _ => {
-                let config = VolumeUNetConfig {
-                    in_channels: self.in_channels,
-                    encoder_widths: self.encoder_widths.clone(),
-                    bottleneck_width: self.bottleneck_width,
-                    encoder_kernels: fixed(&self.encoder_kernels),
-                    bottleneck_kernel: fixed(std::slice::from_ref(&self.bottleneck_kernel))[0],
-                    decoder_kernels: fixed(&self.decoder_kernels),
-                    pools: fixed(&self.pools),
-                };
-                config.validate()?;
-                NetworkConfig::Volumetric(config)
-            }
-        };
-        Ok(config)
-    }
 }
 
 /// A list of `n` integers (a kernel, pool, stride or size).
@@ -503,14 +454,16 @@ fn recover_unet(layers: &[Layer]) -> Result<UNetPlan, String> {
         ));
     }
     Ok(UNetPlan {
-        spatial_dims: dims,
-        in_channels,
-        encoder_widths,
-        bottleneck_width,
-        encoder_kernels,
-        bottleneck_kernel,
-        decoder_kernels,
-        pools,
+        shape: UNetShape {
+            dims,
+            in_channels,
+            encoder_widths,
+            bottleneck_width,
+            encoder_kernels,
+            bottleneck_kernel,
+            decoder_kernels,
+            pools,
+        },
         conv_names,
         recorded_input_size,
     })

@@ -23,7 +23,7 @@ use burn::tensor::backend::Backend;
 use deepinterp_io::keras::{KerasLayerWeights, KerasModelFile, NamedArray, write_keras_model};
 
 use super::keras::burn_to_keras_kernel;
-use super::network::NetworkConfig;
+use super::network::{NetworkConfig, UNetShape};
 use super::{Modality, Model};
 use crate::error::EngineError;
 use crate::probe::GRID_COLUMNS;
@@ -46,7 +46,8 @@ pub fn export_keras<B: Backend>(model: &Model<B>, path: &Path) -> Result<(), Eng
 /// The Keras model file of `model`: its topology as Keras 2.15's `model_config`, its layer
 /// order and its weights in Keras' layout.
 pub fn keras_model_file<B: Backend>(model: &Model<B>) -> Result<KerasModelFile, EngineError> {
-    let shape = UNetShape::of(&model.spec.network)?;
+    model.spec.network.validate()?;
+    let shape = model.spec.network.shape();
     match (&model.spec.network, model.spec.modality) {
         (NetworkConfig::Volumetric(_), Modality::Fmri)
         | (NetworkConfig::Planar(_), Modality::TwoPhoton | Modality::Ephys) => {}
@@ -99,56 +100,6 @@ pub fn keras_model_file<B: Backend>(model: &Model<B>) -> Result<KerasModelFile, 
         layer_names: graph.layer_names,
         weights,
     })
-}
-
-/// A U-Net of either dimensionality, with one side per spatial axis in every kernel and
-/// pool.
-struct UNetShape {
-    dims: usize,
-    in_channels: usize,
-    encoder_widths: Vec<usize>,
-    bottleneck_width: usize,
-    encoder_kernels: Vec<Vec<usize>>,
-    bottleneck_kernel: Vec<usize>,
-    decoder_kernels: Vec<Vec<usize>>,
-    pools: Vec<Vec<usize>>,
-}
-
-impl UNetShape {
-    fn of(config: &NetworkConfig) -> Result<Self, EngineError> {
-        Ok(match config {
-            NetworkConfig::Planar(c) => {
-                c.validate()?;
-                Self {
-                    dims: 2,
-                    in_channels: c.in_channels,
-                    encoder_widths: c.encoder_widths.clone(),
-                    bottleneck_width: c.bottleneck_width,
-                    encoder_kernels: c.encoder_kernels.iter().map(|k| k.to_vec()).collect(),
-                    bottleneck_kernel: c.bottleneck_kernel.to_vec(),
-                    decoder_kernels: c.decoder_kernels.iter().map(|k| k.to_vec()).collect(),
-                    pools: c.pools.iter().map(|p| p.to_vec()).collect(),
-                }
-            }
-            NetworkConfig::Volumetric(c) => {
-                c.validate()?;
-                Self {
-                    dims: 3,
-                    in_channels: c.in_channels,
-                    encoder_widths: c.encoder_widths.clone(),
-                    bottleneck_width: c.bottleneck_width,
-                    encoder_kernels: c.encoder_kernels.iter().map(|k| k.to_vec()).collect(),
-                    bottleneck_kernel: c.bottleneck_kernel.to_vec(),
-                    decoder_kernels: c.decoder_kernels.iter().map(|k| k.to_vec()).collect(),
-                    pools: c.pools.iter().map(|p| p.to_vec()).collect(),
-                }
-            }
-        })
-    }
-
-    fn depth(&self) -> usize {
-        self.encoder_widths.len()
-    }
 }
 
 /// The input's spatial sides as the InputLayer records them (`None` = any size).
@@ -549,7 +500,7 @@ mod tests {
 
     #[test]
     fn layers_get_keras_default_names_in_model_order() {
-        let planar = UNetShape::of(&NetworkConfig::Planar(UNetConfig::scaled(6, 2, 4))).unwrap();
+        let planar = NetworkConfig::Planar(UNetConfig::scaled(6, 2, 4)).shape();
         assert_eq!(
             layer_names(&planar, &[None, None]),
             [
@@ -570,10 +521,7 @@ mod tests {
         );
         // 7 → 3 → 1: both upsamplings fall one voxel short and get padded; 8 → 4 → 2 needs
         // no padding at all.
-        let volume = UNetShape::of(&NetworkConfig::Volumetric(VolumeUNetConfig::scaled(
-            5, 2, 8,
-        )))
-        .unwrap();
+        let volume = NetworkConfig::Volumetric(VolumeUNetConfig::scaled(5, 2, 8)).shape();
         let names = layer_names(&volume, &[Some(7); 3]);
         assert_eq!(
             names

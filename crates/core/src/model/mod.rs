@@ -22,7 +22,7 @@ use crate::error::EngineError;
 use crate::sampling::Window;
 use crate::volume::VolumeBlock;
 pub use keras_export::export_keras;
-pub use network::{Network, NetworkConfig};
+pub use network::{Network, NetworkConfig, UNetShape};
 pub use unet::{UNet, UNetConfig};
 pub use unet3d::{VolumeUNet, VolumeUNetConfig};
 

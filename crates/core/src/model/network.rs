@@ -21,7 +21,116 @@ pub enum NetworkConfig {
     Volumetric(VolumeUNetConfig),
 }
 
+/// A U-Net's shape in either dimensionality, with one side per spatial axis in every kernel
+/// and pool: what Keras import and export and `inspect` work with.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UNetShape {
+    /// Spatial dimensions: 2 (planar) or 3 (volumetric).
+    pub dims: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels of each encoder conv, shallowest first.
+    pub encoder_widths: Vec<usize>,
+    /// Output channels of the bottleneck conv.
+    pub bottleneck_width: usize,
+    /// Kernel of each encoder conv.
+    pub encoder_kernels: Vec<Vec<usize>>,
+    /// Kernel of the bottleneck conv.
+    pub bottleneck_kernel: Vec<usize>,
+    /// Kernel of each decoder conv, deepest first.
+    pub decoder_kernels: Vec<Vec<usize>>,
+    /// Pool below each encoder level, shallowest first.
+    pub pools: Vec<Vec<usize>>,
+}
+
+impl UNetShape {
+    /// Pooling levels.
+    pub fn depth(&self) -> usize {
+        self.encoder_widths.len()
+    }
+
+    /// The configuration of this shape (2 or 3 dimensions, every list of the right length),
+    /// validated.
+    pub fn to_config(&self) -> Result<NetworkConfig, EngineError> {
+        fn fixed<const N: usize>(sides: &[Vec<usize>]) -> Result<Vec<[usize; N]>, EngineError> {
+            sides
+                .iter()
+                .map(|side| {
+                    side.as_slice().try_into().map_err(|_| {
+                        EngineError::InvalidModel(format!("{side:?} is not {N} sides"))
+                    })
+                })
+                .collect()
+        }
+        let bottleneck = std::slice::from_ref(&self.bottleneck_kernel);
+        let config = match self.dims {
+            2 => NetworkConfig::Planar(UNetConfig {
+                in_channels: self.in_channels,
+                encoder_widths: self.encoder_widths.clone(),
+                bottleneck_width: self.bottleneck_width,
+                encoder_kernels: fixed(&self.encoder_kernels)?,
+                bottleneck_kernel: fixed(bottleneck)?[0],
+                decoder_kernels: fixed(&self.decoder_kernels)?,
+                pools: fixed(&self.pools)?,
+            }),
+            3 => NetworkConfig::Volumetric(VolumeUNetConfig {
+                in_channels: self.in_channels,
+                encoder_widths: self.encoder_widths.clone(),
+                bottleneck_width: self.bottleneck_width,
+                encoder_kernels: fixed(&self.encoder_kernels)?,
+                bottleneck_kernel: fixed(bottleneck)?[0],
+                decoder_kernels: fixed(&self.decoder_kernels)?,
+                pools: fixed(&self.pools)?,
+            }),
+            dims => {
+                return Err(EngineError::InvalidModel(format!(
+                    "a {dims}-dimensional U-Net is not supported"
+                )));
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 impl NetworkConfig {
+    /// Checks the configuration (see [`UNetConfig::validate`], [`VolumeUNetConfig::validate`]).
+    pub fn validate(&self) -> Result<(), EngineError> {
+        match self {
+            NetworkConfig::Planar(config) => config.validate(),
+            NetworkConfig::Volumetric(config) => config.validate(),
+        }
+    }
+
+    /// The shape as plain lists.
+    pub fn shape(&self) -> UNetShape {
+        fn lists<const N: usize>(sides: &[[usize; N]]) -> Vec<Vec<usize>> {
+            sides.iter().map(|side| side.to_vec()).collect()
+        }
+        match self {
+            NetworkConfig::Planar(c) => UNetShape {
+                dims: 2,
+                in_channels: c.in_channels,
+                encoder_widths: c.encoder_widths.clone(),
+                bottleneck_width: c.bottleneck_width,
+                encoder_kernels: lists(&c.encoder_kernels),
+                bottleneck_kernel: c.bottleneck_kernel.to_vec(),
+                decoder_kernels: lists(&c.decoder_kernels),
+                pools: lists(&c.pools),
+            },
+            NetworkConfig::Volumetric(c) => UNetShape {
+                dims: 3,
+                in_channels: c.in_channels,
+                encoder_widths: c.encoder_widths.clone(),
+                bottleneck_width: c.bottleneck_width,
+                encoder_kernels: lists(&c.encoder_kernels),
+                bottleneck_kernel: c.bottleneck_kernel.to_vec(),
+                decoder_kernels: lists(&c.decoder_kernels),
+                pools: lists(&c.pools),
+            },
+        }
+    }
+
     /// Input channels: frames of a window (planar) or time points of a block (volumetric).
     pub fn in_channels(&self) -> usize {
         match self {
