@@ -170,6 +170,12 @@ pub enum IoError {
     #[error("{}: {detail}", path.display())]
     Nifti { path: PathBuf, detail: String },
 
+    /// A size declared by a header or asked for by a flag that cannot be
+    /// real, or that exceeds what the file holds or the memory budget (see
+    /// [`crate::limits`]).
+    #[error("{}: {detail}", path.display())]
+    TooLarge { path: PathBuf, detail: String },
+
     /// Arguments that cannot describe a movie (e.g. an output dtype that can
     /// only be read).
     #[error("{}: {detail}", path.display())]

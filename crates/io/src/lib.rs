@@ -12,6 +12,7 @@ pub mod ephys;
 pub mod error;
 pub mod hdf5;
 pub mod keras;
+pub mod limits;
 pub mod movie;
 pub mod nifti;
 pub mod npy;
