@@ -284,6 +284,14 @@ pub fn int16_samples(samples: usize, channels: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The same pattern as float32 (little-endian), for the float32 outputs deepinterp writes.
+pub fn float32_samples(samples: usize, channels: usize) -> Vec<u8> {
+    int16_samples(samples, channels)
+        .chunks_exact(2)
+        .flat_map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])).to_le_bytes())
+        .collect()
+}
+
 fn check_spikeglx_meta(data: &[u8]) -> Outcome {
     let dir = scratch()?;
     let bin = dir.path().join("rec.ap.bin");
@@ -296,15 +304,7 @@ fn check_spikeglx_meta(data: &[u8]) -> Outcome {
 }
 
 harness! {
-    /// The same pattern as float32 (little-endian), for the float32 outputs deepinterp writes.
-pub fn float32_samples(samples: usize, channels: usize) -> Vec<u8> {
-    int16_samples(samples, channels)
-        .chunks_exact(2)
-        .flat_map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])).to_le_bytes())
-        .collect()
-}
-
-/// The bytes as a SpikeGLX `rec.ap.meta`, beside a valid `rec.ap.bin`; opened through
+    /// The bytes as a SpikeGLX `rec.ap.meta`, beside a valid `rec.ap.bin`; opened through
     /// the `.bin` as users do, every sample read (neural channels, then all saved ones).
     spikeglx_meta => check_spikeglx_meta
 }
@@ -400,6 +400,17 @@ harness! {
     oebin => check_oebin
 }
 
+/// The `header.blockLength` the input states, when plausible, so that the valid companion
+/// channel agrees with it and the reader gets past the channel comparison; else 1024.
+fn legacy_block_length(data: &[u8]) -> usize {
+    let head = String::from_utf8_lossy(&data[..data.len().min(1024)]);
+    head.split([';', '\n'])
+        .filter_map(|statement| statement.trim().strip_prefix("header.blockLength"))
+        .filter_map(|rest| rest.trim().strip_prefix('=')?.trim().parse::<usize>().ok())
+        .find(|&n| (1..=4096).contains(&n))
+        .unwrap_or(1024)
+}
+
 fn check_legacy_continuous(data: &[u8]) -> Outcome {
     let beside_others = (|| {
         let dir = scratch()?;
@@ -407,7 +418,7 @@ fn check_legacy_continuous(data: &[u8]) -> Outcome {
         std::fs::write(&file, data)?;
         std::fs::write(
             dir.path().join("100_CH2.continuous"),
-            seeds::legacy_channel_file(1024, 2, 0.195),
+            seeds::legacy_channel_file(legacy_block_length(data), 2, 0.195),
         )?;
         read_ephys(&file)
     })();
@@ -419,7 +430,7 @@ fn check_legacy_continuous(data: &[u8]) -> Outcome {
 
 harness! {
     /// The bytes as Open Ephys legacy channel file `100_CH1.continuous`: first beside a
-    /// valid `100_CH2.continuous` (the recording of both), then alone in a folder of its
+    /// valid `100_CH2.continuous` with the same block length (the recording of both), then alone in a folder of its
     /// own; every sample read.
     legacy_continuous => check_legacy_continuous
 }

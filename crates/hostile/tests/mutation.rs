@@ -14,7 +14,7 @@ use std::sync::{Mutex, Once, OnceLock};
 const BUDGET_BYTES: usize = 64 << 20;
 const BUDGET_TEXT: &str = "64M";
 /// Mutated inputs per seed.
-const CASES_PER_SEED: usize = 40;
+const CASES_PER_SEED: usize = 100;
 
 /// Aborts, loudly, on any single allocation above [`BUDGET_BYTES`]: the library checks
 /// every size read from a header against the same budget before allocating, so a bigger
