@@ -176,6 +176,11 @@ pub enum IoError {
     #[error("{}: {detail}", path.display())]
     TooLarge { path: PathBuf, detail: String },
 
+    /// An output that would be written over one of the command's inputs or
+    /// another of its outputs (see [`crate::output::OutputGuard`]).
+    #[error("{}: {detail}", path.display())]
+    WouldOverwrite { path: PathBuf, detail: String },
+
     /// Arguments that cannot describe a movie (e.g. an output dtype that can
     /// only be read).
     #[error("{}: {detail}", path.display())]

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod movie;
 pub mod nifti;
 pub mod npy;
+pub mod output;
 pub mod tiff;
 
 pub use ephys::{

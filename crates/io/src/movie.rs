@@ -9,7 +9,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::IoError;
 
@@ -363,77 +362,8 @@ pub(crate) fn convert_output<T: OutputSample>(src: &[f32], dst: &mut [T]) -> u64
 // Atomic output.
 // ---------------------------------------------------------------------------
 
-/// A temporary file next to the final output path. Dropping it removes the
-/// temporary file; [`TempOutput::commit`] renames it onto the final path.
-/// Writers own one, so an error, a panic or an unwinding Ctrl-C never leaves
-/// a half-written file at the final path.
-#[derive(Debug)]
-pub(crate) struct TempOutput {
-    temp_path: PathBuf,
-    final_path: PathBuf,
-    committed: bool,
-}
-
-impl TempOutput {
-    /// Picks a fresh temporary path `.NAME.tmp-<pid>-<n>` in the directory
-    /// of `final_path`. The file itself is created by the format writer.
-    pub(crate) fn new(final_path: &Path) -> Result<Self, IoError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let file_name = final_path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| IoError::InvalidRequest {
-                path: final_path.to_path_buf(),
-                detail: "output path has no valid file name".to_string(),
-            })?;
-        let dir = match final_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            return Err(IoError::InvalidRequest {
-                path: final_path.to_path_buf(),
-                detail: format!("output directory {} does not exist", dir.display()),
-            });
-        }
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp_path = dir.join(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
-        Ok(Self {
-            temp_path,
-            final_path: final_path.to_path_buf(),
-            committed: false,
-        })
-    }
-
-    pub(crate) fn temp_path(&self) -> &Path {
-        &self.temp_path
-    }
-
-    pub(crate) fn final_path(&self) -> &Path {
-        &self.final_path
-    }
-
-    /// Renames the (closed, flushed) temporary file onto the final path.
-    pub(crate) fn commit(mut self) -> Result<PathBuf, IoError> {
-        std::fs::rename(&self.temp_path, &self.final_path).map_err(|source| IoError::Os {
-            path: self.final_path.clone(),
-            action: "renaming the finished temporary file onto the output",
-            source,
-        })?;
-        self.committed = true;
-        Ok(self.final_path.clone())
-    }
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if !self.committed {
-            // Nothing useful can be done with an error here: the file may
-            // never have been created.
-            let _ = std::fs::remove_file(&self.temp_path);
-        }
-    }
-}
+/// Writers' temporary outputs: see [`crate::output`].
+pub(crate) use crate::output::AtomicOutput as TempOutput;
 
 /// Returns [`IoError::NotFound`] when `path` does not exist, so that the
 /// format readers do not turn a missing file into a confusing format error.

@@ -190,6 +190,19 @@ pub fn open_ephys(path: &Path, raw: Option<RawLayout>) -> Result<Box<dyn EphysRe
     Ok(reader)
 }
 
+/// The files that hold the recording at `path` (data and header files; every
+/// channel file of a legacy recording), as far as they can be found; empty
+/// when `path` is not a readable recording.
+pub fn recording_files(path: &Path) -> Vec<PathBuf> {
+    match locate(path) {
+        Ok(Located::Raw { file }) => vec![file],
+        Ok(Located::SpikeGlx { bin, meta }) => vec![bin, meta],
+        Ok(Located::OpenEphysBinary(stream)) => vec![stream.oebin, stream.data],
+        Ok(Located::OpenEphysLegacy { files }) => files,
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Is this path something [`open_ephys`] reads (by extension or folder
 /// contents), as opposed to a movie (`.h5`/`.tif`) or NIfTI?
 ///
