@@ -111,6 +111,25 @@ pub struct RawLayout {
     pub dtype: Dtype,
 }
 
+/// The most channels a recording may have (per sample, all saved channels
+/// together). Far above any real acquisition system (a Neuropixels 2.0
+/// quad-base probe saves 1537; big Open Ephys rigs a few thousand), far
+/// below what makes a byte count overflow: a header or flag asking for more
+/// is refused before anything is sized from it.
+pub const MAX_CHANNELS: usize = 1 << 16;
+
+/// How to open a recording: [`open_ephys_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EphysOptions {
+    /// The layout of a headerless raw file (also checked against a header,
+    /// when there is one): see [`open_ephys`].
+    pub raw: Option<RawLayout>,
+    /// Open Ephys legacy: when the channel files hold different numbers of
+    /// whole records (one was cut short), read every channel only as far
+    /// as the shortest instead of refusing the recording.
+    pub cut_to_shortest: bool,
+}
+
 /// Reads samples of one recording.
 pub trait EphysReader: Send {
     fn info(&self) -> &EphysInfo;
@@ -164,7 +183,26 @@ pub trait EphysWriter: Send {
 /// When a header exists and `raw` is also given, the header wins if they
 /// agree (same channel count, saved or neural; sample rates within 0.5%;
 /// same dtype), else it is an error.
+///
+/// Open Ephys legacy channel files that hold different numbers of records
+/// are an error naming the short file; [`open_ephys_with`] can cut every
+/// channel to the shortest instead.
 pub fn open_ephys(path: &Path, raw: Option<RawLayout>) -> Result<Box<dyn EphysReader>, IoError> {
+    open_ephys_with(
+        path,
+        &EphysOptions {
+            raw,
+            cut_to_shortest: false,
+        },
+    )
+}
+
+/// [`open_ephys`] with every option: see [`EphysOptions`].
+pub fn open_ephys_with(
+    path: &Path,
+    options: &EphysOptions,
+) -> Result<Box<dyn EphysReader>, IoError> {
+    let raw = options.raw;
     if let Some(layout) = &raw {
         raw::check_layout(path, layout)?;
     }
@@ -182,7 +220,11 @@ pub fn open_ephys(path: &Path, raw: Option<RawLayout>) -> Result<Box<dyn EphysRe
         }
         Located::SpikeGlx { bin, meta } => Box::new(spikeglx::open(path, &bin, &meta)?),
         Located::OpenEphysBinary(stream) => Box::new(openephys::open(path, &stream)?),
-        Located::OpenEphysLegacy { files } => Box::new(legacy::LegacyReader::open(path, &files)?),
+        Located::OpenEphysLegacy { files } => Box::new(legacy::LegacyReader::open(
+            path,
+            &files,
+            options.cut_to_shortest,
+        )?),
     };
     if let Some(layout) = &raw {
         check_header_agrees(reader.path(), reader.info(), layout)?;
@@ -308,7 +350,7 @@ fn locate(path: &Path) -> Result<Located, IoError> {
         _ => IoError::Os {
             path: path.to_path_buf(),
             action: "opening",
-            source,
+            error: source,
         },
     })?;
     if metadata.is_dir() {
@@ -455,7 +497,7 @@ pub(crate) fn os_error(
     move |source| IoError::Os {
         path,
         action,
-        source,
+        error: source,
     }
 }
 
