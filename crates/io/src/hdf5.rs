@@ -220,7 +220,7 @@ impl Hdf5MovieReader {
                     start + count,
                     self.dataset_name
                 ),
-                detail: with_truncation_hint(one_line(e)),
+                detail: escape_text(&with_truncation_hint(one_line(e))),
             })
     }
 

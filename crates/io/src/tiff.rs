@@ -173,7 +173,7 @@ fn check_page_sizes(
         .unwrap_or_default();
     let mut stored_total = 0u64;
     for (index, (&offset, &count)) in offsets.iter().zip(&counts).enumerate() {
-        let end = offset.checked_add(count).unwrap_or(u64::MAX);
+        let end = offset.saturating_add(count);
         if end > file_bytes {
             return Err(IoError::TooLarge {
                 path: path.to_path_buf(),
