@@ -12,7 +12,7 @@ use common::{ScratchDir, shared_dir};
 use deepinterp_io::{
     Dtype, EphysOptions, IoError, NewSpikeGlx, NewVolume, NiftiDtype, RawLayout, create_spikeglx,
     create_volume, neuropixels1_positions, open_ephys, open_ephys_with, open_movie,
-    open_movie_dataset, open_volume, read_npy_f32,
+    open_movie_dataset, open_volume, read_keras_model, read_npy_f32,
 };
 
 /// The error must be one line starting with `path` and free of control
@@ -534,6 +534,55 @@ fn legacy_header_fields_are_checked() {
         let err = expect_err(open_ephys(&target, None), needle);
         assert_error(&err, &target, &[needle]);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Keras .h5
+// ---------------------------------------------------------------------------
+
+/// A small Keras-layout file whose one weight declares 100000 x 100000
+/// float32 (37 GiB) with no data written: refused before the read
+/// allocates, and
+/// its (hostile) name is echoed escaped.
+#[test]
+fn keras_weight_declaring_more_than_the_file_holds_is_refused() {
+    let dir = ScratchDir::new("hostile-keras");
+    let path = dir.join("model.h5");
+    let layer = "dense\x1b[2J";
+    {
+        // The layout h5py (and so Keras) writes.
+        let file = rust_hdf5::H5File::options()
+            .libver(rust_hdf5::LibverBound::Earliest)
+            .create(&path)
+            .expect("create");
+        file.set_attr_string("model_config", "{}").expect("config");
+        let weights = file.create_group("model_weights").expect("group");
+        weights
+            .set_attr_string_array("layer_names", &[layer])
+            .expect("layer_names");
+        let group = weights.create_group(layer).expect("layer group");
+        let kernel = format!("{layer}/kernel:0");
+        group
+            .set_attr_string_array("weight_names", &[kernel.as_str()])
+            .expect("weight_names");
+        group
+            .create_group(layer)
+            .expect("inner group")
+            .new_dataset::<f32>()
+            .shape([100_000, 100_000])
+            // Chunked with no chunk written, so the file stays small (a
+            // contiguous one is allocated, sparsely, at its full size).
+            .chunk(&[100, 100])
+            .create("kernel:0")
+            .expect("dataset");
+        file.close().expect("close");
+    }
+    let err = expect_err(read_keras_model(&path), "huge weight");
+    assert_error(
+        &err,
+        &path,
+        &["dense\\u{1b}[2J/kernel:0", "declares", "file holds only"],
+    );
 }
 
 // ---------------------------------------------------------------------------
