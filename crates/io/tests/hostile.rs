@@ -338,6 +338,32 @@ fn spikeglx_channel_counts_that_overflow_are_refused() {
     assert_error(&err, &raw, &["1000 channels", "holds only 64"]);
 }
 
+/// A "header" the size of a recording is refused before it is read.
+#[test]
+fn oversized_header_files_are_refused_before_reading() {
+    let dir = ScratchDir::new("hostile-header-size");
+    let (bin, _) = fresh_spikeglx(&dir);
+    let meta_path = bin.with_extension("meta");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&meta_path)
+        .expect("open");
+    file.set_len(65 << 20).expect("grow (sparse)");
+    drop(file);
+    let err = expect_err(open_ephys(&bin, None), "65 MiB .meta");
+    assert_error(&err, &meta_path, &["65.0 MiB, too large for a .meta file"]);
+
+    let oebin = write_oebin(dir.path(), "ok", 2);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&oebin)
+        .expect("open");
+    file.set_len(65 << 20).expect("grow (sparse)");
+    drop(file);
+    let err = expect_err(open_ephys(&oebin, None), "65 MiB structure.oebin");
+    assert_error(&err, &oebin, &["too large for a structure.oebin file"]);
+}
+
 #[test]
 fn spikeglx_zero_or_non_finite_gains_name_the_field() {
     let dir = ScratchDir::new("hostile-sglx-gain");

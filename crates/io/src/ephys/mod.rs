@@ -488,6 +488,31 @@ pub(crate) fn block_samples(row_bytes: usize) -> usize {
     (BLOCK_BYTES / row_bytes.max(1)).max(1)
 }
 
+/// The most bytes a header file (`.meta`, `structure.oebin`) may have. Real
+/// ones are kilobytes (a few megabytes for the largest channel lists); a
+/// bigger one is not a header, and is refused before it is read into memory.
+pub(crate) const MAX_HEADER_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads a whole header file (`what`: ".meta", "structure.oebin"), refusing
+/// one larger than [`MAX_HEADER_FILE_BYTES`] before reading it.
+pub(crate) fn read_header_file(path: &Path, what: &str) -> Result<Vec<u8>, IoError> {
+    crate::movie::require_file(path)?;
+    let bytes = std::fs::metadata(path)
+        .map_err(os_error(path, "reading the file size"))?
+        .len();
+    if bytes > MAX_HEADER_FILE_BYTES {
+        return Err(IoError::TooLarge {
+            path: path.to_path_buf(),
+            detail: format!(
+                "is {}, too large for a {what} file (at most {})",
+                crate::limits::format_bytes(bytes),
+                crate::limits::format_bytes(MAX_HEADER_FILE_BYTES)
+            ),
+        });
+    }
+    std::fs::read(path).map_err(os_error(path, "reading"))
+}
+
 /// An `std::io::Error` on `path` as an [`IoError`].
 pub(crate) fn os_error(
     path: &Path,

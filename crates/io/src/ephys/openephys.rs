@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::interleaved::{InterleavedReader, count_samples};
-use super::{EphysFormat, EphysInfo, os_error, parent_dir};
+use super::{EphysFormat, EphysInfo, parent_dir};
 use crate::error::{IoError, escape_text, one_line};
 use crate::movie::Dtype;
 
@@ -52,8 +52,7 @@ impl StreamLocation {
 
 /// Reads and parses a `structure.oebin`.
 pub(crate) fn read_oebin(oebin: &Path) -> Result<Value, IoError> {
-    crate::movie::require_file(oebin)?;
-    let bytes = std::fs::read(oebin).map_err(os_error(oebin, "reading"))?;
+    let bytes = super::read_header_file(oebin, OEBIN_NAME)?;
     let document: Value = serde_json::from_slice(&bytes).map_err(|e| IoError::Recording {
         path: oebin.to_path_buf(),
         detail: format!("not valid JSON: {}", one_line(e)),

@@ -44,8 +44,7 @@ pub(crate) struct Meta {
 
 impl Meta {
     pub(crate) fn read(path: &Path) -> Result<Self, IoError> {
-        crate::movie::require_file(path)?;
-        let bytes = std::fs::read(path).map_err(os_error(path, "reading"))?;
+        let bytes = super::read_header_file(path, ".meta")?;
         let text = String::from_utf8_lossy(&bytes);
         Self::parse(path, &text)
     }
