@@ -186,6 +186,10 @@ struct RawArgs {
     /// Sample rate in Hz of a headerless raw file (default 30000).
     #[arg(long, value_parser = positive_f64)]
     sample_rate: Option<f64>,
+    /// Open Ephys legacy: read channel files of unequal length up to the shortest one
+    /// (without it, unequal lengths are an error).
+    #[arg(long)]
+    cut_to_shortest: bool,
 }
 
 #[derive(Args, Debug, Clone)]

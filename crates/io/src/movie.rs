@@ -91,9 +91,11 @@ pub struct MovieInfo {
 }
 
 impl MovieInfo {
-    /// Pixels in one frame.
+    /// Pixels in one frame (saturating: readers check the real product
+    /// with [`crate::limits`] before trusting it, so a hostile header cannot
+    /// make this overflow).
     pub fn frame_len(&self) -> usize {
-        self.height * self.width
+        self.height.saturating_mul(self.width)
     }
 }
 
@@ -240,7 +242,7 @@ pub(crate) fn check_read_request(
             frames: info.frames,
         });
     }
-    crate::error::check_buffer_len(path, count * info.frame_len(), out_len)
+    crate::error::check_buffer_len(path, count.saturating_mul(info.frame_len()), out_len)
 }
 
 /// Fails on the first NaN or infinity in `frames`, naming its frame
@@ -274,7 +276,7 @@ pub(crate) fn check_write_request(
     frames_len: usize,
     count: usize,
 ) -> Result<(), IoError> {
-    let expected = count * info.frame_len();
+    let expected = count.saturating_mul(info.frame_len());
     if frames_len != expected {
         return Err(IoError::BufferSize {
             path: path.to_path_buf(),
@@ -282,10 +284,10 @@ pub(crate) fn check_write_request(
             actual: frames_len,
         });
     }
-    if written + count > info.frames {
+    if written.saturating_add(count) > info.frames {
         return Err(IoError::FrameCount {
             path: path.to_path_buf(),
-            written: written + count,
+            written: written.saturating_add(count),
             expected: info.frames,
         });
     }
@@ -365,14 +367,21 @@ pub(crate) fn convert_output<T: OutputSample>(src: &[f32], dst: &mut [T]) -> u64
 /// Writers' temporary outputs: see [`crate::output`].
 pub(crate) use crate::output::AtomicOutput as TempOutput;
 
-/// Returns [`IoError::NotFound`] when `path` does not exist, so that the
-/// format readers do not turn a missing file into a confusing format error.
+/// Returns [`IoError::NotFound`] when `path` does not exist, and an error
+/// saying what it is when it is not a regular file (a directory, a FIFO, a
+/// device such as a link to `/dev/zero`), so that the format readers never
+/// block on a pipe, read an endless device, or turn either into a confusing
+/// format error. Symbolic links are followed: a link to a regular file is a
+/// regular file.
 pub(crate) fn require_file(path: &Path) -> Result<(), IoError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(()),
-        Ok(_) => Err(IoError::InvalidRequest {
+        Ok(meta) => Err(IoError::InvalidRequest {
             path: path.to_path_buf(),
-            detail: "is a directory, not a file".to_string(),
+            detail: format!(
+                "{}, not a regular file (a regular file is needed)",
+                describe_file_type(&meta.file_type())
+            ),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(IoError::NotFound {
             path: path.to_path_buf(),
@@ -380,8 +389,33 @@ pub(crate) fn require_file(path: &Path) -> Result<(), IoError> {
         Err(source) => Err(IoError::Os {
             path: path.to_path_buf(),
             action: "opening",
-            source,
+            error: source,
         }),
+    }
+}
+
+/// What a file that is not a regular file is, for [`require_file`].
+fn describe_file_type(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "is a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "is a character device";
+        }
+        if file_type.is_block_device() {
+            return "is a block device";
+        }
+        if file_type.is_socket() {
+            return "is a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "is a directory"
+    } else {
+        "is not a file"
     }
 }
 

@@ -131,7 +131,7 @@ impl AtomicOutput {
         std::fs::rename(&self.temp_path, &self.final_path).map_err(|source| IoError::Os {
             path: self.final_path.clone(),
             action: "renaming the finished temporary file onto the output",
-            source,
+            error: source,
         })?;
         self.committed = true;
         forget_pending(&self.temp_path);
@@ -163,10 +163,10 @@ pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         file.write_all(bytes)?;
         file.sync_all()
     })();
-    written.map_err(|source| IoError::Os {
+    written.map_err(|error| IoError::Os {
         path: path.to_path_buf(),
         action: "writing",
-        source,
+        error,
     })?;
     output.commit()?;
     Ok(())

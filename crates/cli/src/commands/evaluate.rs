@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use deepinterp::model::Modality;
-use deepinterp_io::ephys::{EphysReader, open_ephys};
+use deepinterp_io::ephys::{EphysReader, open_ephys_with};
 use deepinterp_io::nifti::{VolumeInfo, VolumeReader, open_volume};
 use deepinterp_io::output::{OutputGuard, write_file_atomically};
 use deepinterp_io::{MovieReader, open_movie};
@@ -216,7 +216,7 @@ struct Scaled {
 
 impl Scaled {
     fn open(path: &Path, args: &EvaluateArgs, fallback: Option<&[f32]>) -> Result<Self> {
-        let reader = open_ephys(path, args.raw.layout())?;
+        let reader = open_ephys_with(path, &args.raw.ephys_options())?;
         let channels = reader.info().neural_channels.len();
         let microvolts_per_bit = match (&reader.info().microvolts_per_bit, fallback) {
             (Some(gains), _) => gains.iter().map(|&g| g as f32).collect(),
