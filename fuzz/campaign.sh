@@ -12,8 +12,11 @@ sanitizer=${3:-address}
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 features=()
 case $target in
-    # The model-file targets need the engine (burn); the others build without it.
-    dimodel | keras_h5 | checkpoint | train_config) features=(--features engine) ;;
+    # The model-file targets need the engine (burn); the others build without it. The
+    # engine build has its own target folder, so that it can build while a file-format
+    # campaign rebuilds its target (cargo locks a target folder per build).
+    dimodel | keras_h5 | checkpoint | train_config)
+        features=(--features engine --target-dir "$fuzz_dir/target/engine") ;;
 esac
 mkdir -p "$fuzz_dir/corpus/$target" "$fuzz_dir/artifacts/$target" "$fuzz_dir/logs"
 # The harnesses write each input to a fresh temporary folder: keep that in memory.

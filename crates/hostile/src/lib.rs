@@ -259,7 +259,11 @@ harness! {
 // ---------------------------------------------------------------------------
 
 fn read_ephys(path: &Path) -> Outcome {
-    let mut reader = deepinterp_io::open_ephys(path, None)?;
+    read_ephys_reader(deepinterp_io::open_ephys(path, None)?)
+}
+
+/// Reads every sample of an open recording: the neural channels, then all saved ones.
+fn read_ephys_reader(mut reader: Box<dyn deepinterp_io::EphysReader>) -> Outcome {
     let info = reader.info().clone();
     let neural = info.neural_channels.len();
     read_chunked(info.samples, neural, |s, c, out| {
@@ -412,7 +416,7 @@ fn legacy_block_length(data: &[u8]) -> usize {
 }
 
 fn check_legacy_continuous(data: &[u8]) -> Outcome {
-    let beside_others = (|| {
+    let beside_others = |cut_to_shortest: bool| -> Outcome {
         let dir = scratch()?;
         let file = dir.path().join("100_CH1.continuous");
         std::fs::write(&file, data)?;
@@ -420,17 +424,26 @@ fn check_legacy_continuous(data: &[u8]) -> Outcome {
             dir.path().join("100_CH2.continuous"),
             seeds::legacy_channel_file(legacy_block_length(data), 2, 0.195),
         )?;
-        read_ephys(&file)
-    })();
+        let options = deepinterp_io::EphysOptions {
+            raw: None,
+            cut_to_shortest,
+        };
+        read_ephys_reader(deepinterp_io::open_ephys_with(&file, &options)?)
+    };
+    // Channel files of unequal length are refused unless cut to the shortest (the
+    // command line's --cut-to-shortest): both ways, only the second one's outcome kept
+    // (the seeds hold more records than the companion).
+    let _ = beside_others(false);
     both(
-        beside_others,
+        beside_others(true),
         with_file("100_CH1.continuous", data, read_ephys),
     )
 }
 
 harness! {
     /// The bytes as Open Ephys legacy channel file `100_CH1.continuous`: first beside a
-    /// valid `100_CH2.continuous` with the same block length (the recording of both), then alone in a folder of its
+    /// valid `100_CH2.continuous` with the same block length (the recording of both, as
+    /// given and cut to the shortest channel), then alone in a folder of its
     /// own; every sample read.
     legacy_continuous => check_legacy_continuous
 }

@@ -1,5 +1,8 @@
 //! Replays every saved hostile input (`regressions/<target>/<file>`, minimised crashes of
-//! the fuzz campaigns) through its harness: none may panic.
+//! the fuzz campaigns and the mutation test) through its harness: none may panic, and no
+//! allocation may exceed the budget (the allocator of `common/mod.rs` aborts on one).
+
+mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -48,6 +51,7 @@ fn every_regression_folder_names_a_target() {
 
 #[test]
 fn saved_hostile_inputs_do_not_panic() {
+    common::set_budget();
     let inputs = saved_inputs();
     let mut panics = Vec::new();
     for (target, path) in &inputs {
@@ -55,6 +59,7 @@ fn saved_hostile_inputs_do_not_panic() {
             continue;
         };
         let bytes = std::fs::read(path).expect("a regression input");
+        common::running(format!("{target} regression {}", path.display()), &bytes);
         if catch_unwind(AssertUnwindSafe(|| (harness.run)(&bytes))).is_err() {
             panics.push(path.display().to_string());
         }
