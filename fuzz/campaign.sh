@@ -28,9 +28,15 @@ export RUSTC_BOOTSTRAP=1
 # allocation the library let through past its own check is a finding.
 export DEEPINTERP_MEMORY_BUDGET=1G
 cd "$fuzz_dir/.."
+# Which code this campaign fuzzed (a campaign's jobs re-run the binary: rebuilding it
+# mid-campaign changes the code of the later jobs).
+echo "campaign $target: $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates fuzz/fuzz_targets || echo '+changes')" \
+    >> "$fuzz_dir/logs/campaigns.txt"
 cargo fuzz run -s "$sanitizer" -a --codegen-units 16 "${features[@]}" "$target" \
     "$fuzz_dir/corpus/$target" -- \
     -max_total_time="$seconds" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
     -artifact_prefix="$fuzz_dir/artifacts/$target/" \
     2>&1 | tee "$fuzz_dir/logs/$target.log"
+echo "campaign $target ended $(date -u +%FT%TZ): $(grep -E '^#[0-9]+: cov' "$fuzz_dir/logs/$target.log" | tail -n 1)" \
+    >> "$fuzz_dir/logs/campaigns.txt"

@@ -9,7 +9,7 @@ mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use common::{running, set_budget};
+use common::{message_fault, running, set_budget};
 
 /// Mutated inputs per seed.
 const CASES_PER_SEED: usize = 100;
@@ -185,6 +185,7 @@ fn mutated_seeds_never_panic_or_allocate_past_the_budget() {
     let mut cases = 0usize;
     let mut refused = 0usize;
     let mut panics = Vec::new();
+    let mut bad_messages = Vec::new();
     for target in chosen_targets() {
         // Seeded by the name: a target's cases do not change when others are added.
         let name_hash = target
@@ -202,7 +203,21 @@ fn mutated_seeds_never_panic_or_allocate_past_the_budget() {
                 );
                 match catch_unwind(AssertUnwindSafe(|| (target.check)(&input))) {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => refused += 1,
+                    Ok(Err(error)) => {
+                        refused += 1;
+                        if let Some(fault) = message_fault(&error.to_string()) {
+                            let _ = std::fs::create_dir_all(&saved);
+                            let file = saved.join(format!("{}-{}-{case}", target.name, seed.name));
+                            let _ = std::fs::write(&file, &input);
+                            bad_messages.push(format!(
+                                "{} seed {} case {case} ({what}): {fault}: {:?} [input: {}]",
+                                target.name,
+                                seed.name,
+                                error.to_string(),
+                                file.display()
+                            ));
+                        }
+                    }
                     Err(payload) => {
                         // Kept so it can be minimised and added under regressions/.
                         let _ = std::fs::create_dir_all(&saved);
@@ -221,8 +236,9 @@ fn mutated_seeds_never_panic_or_allocate_past_the_budget() {
         }
     }
     println!(
-        "mutation test: {cases} cases, {refused} refused with an error, {} panics",
-        panics.len()
+        "mutation test: {cases} cases, {refused} refused with an error, {} panics, {} bad messages",
+        panics.len(),
+        bad_messages.len()
     );
     let enough = if std::env::var_os("DEEPINTERP_HOSTILE_TARGETS").is_some() {
         50
@@ -235,4 +251,9 @@ fn mutated_seeds_never_panic_or_allocate_past_the_budget() {
         "no mutation was refused: the mutations do nothing"
     );
     assert!(panics.is_empty(), "panics:\n{}", panics.join("\n"));
+    assert!(
+        bad_messages.is_empty(),
+        "error messages that break the rules:\n{}",
+        bad_messages.join("\n")
+    );
 }

@@ -1,6 +1,7 @@
 //! Replays every saved hostile input (`regressions/<target>/<file>`, minimised crashes of
-//! the fuzz campaigns and the mutation test) through its harness: none may panic, and no
-//! allocation may exceed the budget (the allocator of `common/mod.rs` aborts on one).
+//! the fuzz campaigns and the mutation test) through its harness: none may panic, no
+//! allocation may exceed the budget (the allocator of `common/mod.rs` aborts on one), and
+//! every error message must be one line, free of control bytes, naming the file.
 
 mod common;
 
@@ -54,6 +55,7 @@ fn saved_hostile_inputs_do_not_panic() {
     common::set_budget();
     let inputs = saved_inputs();
     let mut panics = Vec::new();
+    let mut bad_messages = Vec::new();
     for (target, path) in &inputs {
         let Some(harness) = deepinterp_hostile::target(target) else {
             continue;

@@ -119,3 +119,18 @@ pub fn set_budget() {
         "the library must use the test's budget"
     );
 }
+
+/// What is wrong with an error message, if anything: it must be one line, free of control
+/// bytes (text from a file is escaped), and name the file (every harness input lives in a
+/// `deepinterp-hostile-*` temporary folder).
+pub fn message_fault(message: &str) -> Option<&'static str> {
+    if message.contains('\n') {
+        Some("more than one line")
+    } else if message.chars().any(char::is_control) {
+        Some("a control character")
+    } else if !message.contains("deepinterp-hostile-") {
+        Some("no file named")
+    } else {
+        None
+    }
+}
