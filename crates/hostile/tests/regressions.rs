@@ -55,20 +55,34 @@ fn saved_hostile_inputs_do_not_panic() {
     common::set_budget();
     let inputs = saved_inputs();
     let mut panics = Vec::new();
-    let mut bad_messages = Vec::new();
+    let mut bad_messages: Vec<String> = Vec::new();
     for (target, path) in &inputs {
         let Some(harness) = deepinterp_hostile::target(target) else {
             continue;
         };
         let bytes = std::fs::read(path).expect("a regression input");
         common::running(format!("{target} regression {}", path.display()), &bytes);
-        if catch_unwind(AssertUnwindSafe(|| (harness.run)(&bytes))).is_err() {
-            panics.push(path.display().to_string());
+        match catch_unwind(AssertUnwindSafe(|| (harness.check)(&bytes))) {
+            Err(_) => panics.push(path.display().to_string()),
+            Ok(Err(error)) => {
+                if let Some(fault) = common::message_fault(&error.to_string()) {
+                    bad_messages.push(format!(
+                        "{}: {fault}: {:?}",
+                        path.display(),
+                        error.to_string()
+                    ));
+                }
+            }
+            Ok(Ok(())) => {}
         }
     }
     println!("replayed {} saved inputs", inputs.len());
     assert!(
         panics.is_empty(),
         "these saved inputs still panic: {panics:#?}"
+    );
+    assert!(
+        bad_messages.is_empty(),
+        "these saved inputs get messages that break the rules: {bad_messages:#?}"
     );
 }

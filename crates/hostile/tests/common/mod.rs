@@ -41,11 +41,11 @@ fn over_budget(bytes: usize) -> ! {
     if let Ok(current) = CURRENT.try_lock() {
         let _ = stderr.write_all(b"while running: ");
         let _ = stderr.write_all(current.0.as_bytes());
-        if let (Some(mut file), Some(path)) = (OVER_BUDGET_FILE.get(), OVER_BUDGET_PATH.get()) {
-            if file.write_all(&current.1).is_ok() {
-                let _ = stderr.write_all(b"\ninput saved as ");
-                let _ = stderr.write_all(path.as_bytes());
-            }
+        if let (Some(mut file), Some(path)) = (OVER_BUDGET_FILE.get(), OVER_BUDGET_PATH.get())
+            && file.write_all(&current.1).is_ok()
+        {
+            let _ = stderr.write_all(b"\ninput saved as ");
+            let _ = stderr.write_all(path.as_bytes());
         }
         let _ = stderr.write_all(b"\n");
     }
