@@ -256,6 +256,7 @@ pub fn legacy_continuous() -> Vec<Seed> {
 
 #[cfg(feature = "engine")]
 mod models {
+    use super::ramp;
     use deepinterp::backend::Cpu;
     use deepinterp::model::{Model, ModelSpec, architecture_config};
     use deepinterp::sampling::Window;
@@ -276,9 +277,20 @@ mod models {
                     architecture_config(name, &window).expect("a known seed architecture");
                 let block = matches!(modality, deepinterp::model::Modality::Fmri)
                     .then(|| VolumeBlock::paper(None).expect("the paper's block"));
+                // Fixed weights (no random initialisation), so that every run makes the
+                // same seed bytes and the mutation test the same cases.
+                let weights = network
+                    .weight_shapes()
+                    .iter()
+                    .map(|shape| {
+                        let len: usize = shape.iter().product();
+                        let weight = ramp(len).iter().map(|v| v / 64.0).collect();
+                        (weight, vec![0.01; shape[0]])
+                    })
+                    .collect();
                 let model = Model {
                     network: network
-                        .init::<Cpu>(&Default::default())
+                        .from_weights::<Cpu>(weights, &Default::default())
                         .expect("a seed network"),
                     spec: ModelSpec {
                         architecture: name.to_string(),
