@@ -105,8 +105,14 @@ mod tests {
     fn escaped_text_has_no_control_bytes() {
         let escaped = escape_text("conv\n\u{1b}[31mred\tname");
         assert!(!escaped.chars().any(char::is_control), "{escaped}");
-        assert!(escaped.contains("\\n") && escaped.contains("red"), "{escaped}");
-        assert_eq!(first_non_finite(&[1.0, f32::NAN, 2.0]).map(|(i, _)| i), Some(1));
+        assert!(
+            escaped.contains("\\n") && escaped.contains("red"),
+            "{escaped}"
+        );
+        assert_eq!(
+            first_non_finite(&[1.0, f32::NAN, 2.0]).map(|(i, _)| i),
+            Some(1)
+        );
         assert_eq!(first_non_finite(&[1.0, 2.0]), None);
     }
 }

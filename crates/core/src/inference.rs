@@ -175,9 +175,8 @@ fn check_batch_memory<B: Backend>(
     pixels: usize,
     path: &std::path::Path,
 ) -> Result<(), EngineError> {
-    let per_pixel = model.network.activation_floats_per_pixel()
-        + model.spec.window.input_frames() as f64
-        + 1.0;
+    let per_pixel =
+        model.network.activation_floats_per_pixel() + model.spec.window.input_frames() as f64 + 1.0;
     // Intermediate results that burn keeps alive within a call (padding, pooling, the
     // concatenations): about twice the plain activations.
     let bytes = 2.0 * 4.0 * per_pixel * batch_size as f64 * pixels as f64;
@@ -209,9 +208,7 @@ fn too_few_frames(
 ) -> EngineError {
     EngineError::recording(
         path,
-        format!(
-            "{frames} frames is too few: the window ({window}) needs at least {needed}"
-        ),
+        format!("{frames} frames is too few: the window ({window}) needs at least {needed}"),
     )
 }
 

@@ -16,7 +16,7 @@ use crate::model::{
 use crate::sampling::Window;
 use crate::volume::{VolumeBlock, VolumeDenoiseSettings, denoise_volumes};
 
-/// A model of `arch` whose first weight is `poison`.
+/// A model of `arch` whose output bias is `poison`.
 fn poisoned_model(arch: &str, window: Window, poison: f32) -> Model<Cpu> {
     let (config, modality) = architecture_config(arch, &window).unwrap();
     let device = Default::default();
@@ -28,7 +28,9 @@ fn poisoned_model(arch: &str, window: Window, poison: f32) -> Model<Cpu> {
         .into_iter()
         .map(|conv| (conv.weight, conv.bias))
         .collect();
-    weights[0].0[0] = poison;
+    // The last layer is linear: a poisoned bias reaches every output (a ReLU would
+    // turn a NaN into 0).
+    weights.last_mut().unwrap().1[0] = poison;
     let network = config.from_weights::<Cpu>(weights, &device).unwrap();
     let block = (modality == Modality::Fmri).then(|| VolumeBlock::paper(None).unwrap());
     Model {
@@ -188,7 +190,10 @@ fn a_non_finite_output_volume_stops_fmri_denoising() {
     .err()
     .unwrap()
     .to_string();
-    assert!(error.contains("--batch-size") && error.contains("budget"), "{error}");
+    assert!(
+        error.contains("--batch-size") && error.contains("budget"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -219,7 +224,10 @@ fn huge_denoising_batches_are_refused_naming_the_flag() {
         .err()
         .unwrap()
         .to_string();
-    assert!(error.contains("movie.tif") && error.contains("too few"), "{error}");
+    assert!(
+        error.contains("movie.tif") && error.contains("too few"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -355,18 +355,17 @@ mod tests {
         let good = std::fs::read(&path).unwrap();
         // One in the weights and one in the header's JSON (the "source" text, which still
         // parses): the checksum is the only thing that can tell.
-        let source = good
-            .windows(6)
-            .position(|w| w == b"\"test\"")
-            .unwrap()
-            + 2;
+        let source = good.windows(6).position(|w| w == b"\"test\"").unwrap() + 2;
         for position in [good.len() - 40, source] {
             let mut damaged = good.clone();
             damaged[position] ^= 0x04;
             let error = read_error(&path, &damaged);
             assert_eq!(
                 error,
-                format!("{}: checksum mismatch: the model file is damaged", path.display()),
+                format!(
+                    "{}: checksum mismatch: the model file is damaged",
+                    path.display()
+                ),
                 "{position}"
             );
         }
@@ -375,7 +374,10 @@ mod tests {
             let mut damaged = good.clone();
             damaged[position] ^= 0x01;
             let error = read_error(&path, &damaged);
-            assert!(error.starts_with(&path.display().to_string()), "{position}: {error}");
+            assert!(
+                error.starts_with(&path.display().to_string()),
+                "{position}: {error}"
+            );
             assert!(!error.contains('\n'), "{error}");
         }
     }
@@ -473,6 +475,9 @@ mod tests {
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         bytes.extend_from_slice(&[0; 16]);
         let error = read_error(&path, &bytes);
-        assert!(error.contains("damaged") || error.contains("truncated"), "{error}");
+        assert!(
+            error.contains("damaged") || error.contains("truncated"),
+            "{error}"
+        );
     }
 }

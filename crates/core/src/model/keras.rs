@@ -82,7 +82,8 @@ pub fn import_keras_unet<B: Backend>(
             return Err(fail(format!(
                 "layer '{}': kernel {:?} / bias {:?}, expected {keras_shape:?} / [{cout}]",
                 escape_text(name),
-                kernel_array.shape, bias_array.shape
+                kernel_array.shape,
+                bias_array.shape
             )));
         }
         // A NaN or infinite weight makes every output NaN: refuse the file at load.

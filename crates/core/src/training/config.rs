@@ -149,7 +149,11 @@ impl TrainConfigFile {
             if let Some(value) = value
                 && value > MAX_WINDOW_SPAN
             {
-                return bad(key, &format!("at most {MAX_WINDOW_SPAN}"), value.to_string());
+                return bad(
+                    key,
+                    &format!("at most {MAX_WINDOW_SPAN}"),
+                    value.to_string(),
+                );
             }
         }
         if let Some(pre) = self.pre_frames {
@@ -201,17 +205,35 @@ mod tests {
     #[test]
     fn bad_values_name_the_file_and_the_key() {
         let cases = [
-            ("learning_rate = nan", "learning_rate must be a finite number above 0"),
-            ("learning_rate = -1.0", "learning_rate must be a finite number above 0"),
-            ("max_minutes = inf", "max_minutes must be a finite number above 0"),
+            (
+                "learning_rate = nan",
+                "learning_rate must be a finite number above 0",
+            ),
+            (
+                "learning_rate = -1.0",
+                "learning_rate must be a finite number above 0",
+            ),
+            (
+                "max_minutes = inf",
+                "max_minutes must be a finite number above 0",
+            ),
             ("validation_fraction = 1.0", "validation_fraction must be"),
             ("steps = 0", "steps must be at least 1"),
             ("batch_size = 0", "batch_size must be at least 1"),
             ("steps_per_epoch = 0", "steps_per_epoch must be at least 1"),
-            ("lr_halving_epochs = 0", "lr_halving_epochs must be at least 1"),
+            (
+                "lr_halving_epochs = 0",
+                "lr_halving_epochs must be at least 1",
+            ),
             ("stats_frames = 0", "stats_frames must be at least 1"),
-            ("pre_frames = 3\nomitted_frames = 2000000000", "would span more than"),
-            ("omitted_frames = 9223372036854775807", "omitted_frames must be at most"),
+            (
+                "pre_frames = 3\nomitted_frames = 2000000000",
+                "would span more than",
+            ),
+            (
+                "omitted_frames = 9223372036854775807",
+                "omitted_frames must be at most",
+            ),
             ("arch = \"\"", "arch must be an architecture name"),
             ("loss = \"l3\"", "l3"),
             ("stepz = 3", "stepz"),
@@ -231,7 +253,10 @@ mod tests {
         let path = dir.path().join("huge.toml");
         std::fs::write(&path, vec![b'#'; (MAX_CONFIG_BYTES + 10) as usize]).unwrap();
         let error = read_train_config(&path).unwrap_err().to_string();
-        assert!(error.contains("huge.toml") && error.contains("larger than"), "{error}");
+        assert!(
+            error.contains("huge.toml") && error.contains("larger than"),
+            "{error}"
+        );
         let good = dir.path().join("good.toml");
         std::fs::write(&good, "steps = 5\n").unwrap();
         assert_eq!(read_train_config(&good).unwrap().steps, Some(5));

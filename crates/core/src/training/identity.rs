@@ -52,7 +52,10 @@ pub fn fingerprint_input(path: &Path) -> Result<InputFingerprint, EngineError> {
             let entry = entry.map_err(|e| EngineError::os(path, e))?;
             let file_type = entry.file_type().map_err(|e| EngineError::os(path, e))?;
             if file_type.is_file() {
-                let size = entry.metadata().map_err(|e| EngineError::os(path, e))?.len();
+                let size = entry
+                    .metadata()
+                    .map_err(|e| EngineError::os(path, e))?
+                    .len();
                 entries.push((entry.file_name(), size));
             }
             if entries.len() > MAX_FOLDER_ENTRIES {
@@ -99,8 +102,10 @@ fn hash_ends(path: &Path, hasher: &mut crc32fast::Hasher) -> Result<(), EngineEr
     hasher.update(&buffer);
     if size > END_BYTES {
         buffer.clear();
-        file.seek(SeekFrom::Start(size.saturating_sub(END_BYTES).max(END_BYTES)))
-            .map_err(os)?;
+        file.seek(SeekFrom::Start(
+            size.saturating_sub(END_BYTES).max(END_BYTES),
+        ))
+        .map_err(os)?;
         file.take(END_BYTES).read_to_end(&mut buffer).map_err(os)?;
         hasher.update(&buffer);
     }
@@ -207,7 +212,8 @@ impl RunIdentity {
                 self.architecture_name()
             ));
         }
-        let configs_differ = matches!((&self.network, &stored.network), (Some(a), Some(b)) if a != b);
+        let configs_differ =
+            matches!((&self.network, &stored.network), (Some(a), Some(b)) if a != b);
         if self.weight_shapes != stored.weight_shapes || configs_differ {
             return Some(format!(
                 "the checkpoint was made for a network of other layer shapes (architecture {}), this run trains {}",
@@ -223,7 +229,11 @@ impl RunIdentity {
         }
         for (what, now, then) in [
             ("training inputs", &self.inputs, &stored.inputs),
-            ("validation inputs", &self.validation_inputs, &stored.validation_inputs),
+            (
+                "validation inputs",
+                &self.validation_inputs,
+                &stored.validation_inputs,
+            ),
         ] {
             if now.len() != then.len() {
                 return Some(format!(

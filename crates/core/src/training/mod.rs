@@ -188,7 +188,10 @@ pub(crate) fn check_sample_memory(
         bytes(settings.batch_size, 2.0 * sample_floats + 4.0 * activations),
     )?;
     deepinterp_io::limits::check_memory(
-        Path::new(&format!("--validation-samples {}", settings.validation_samples)),
+        Path::new(&format!(
+            "--validation-samples {}",
+            settings.validation_samples
+        )),
         "the fixed validation samples",
         bytes(settings.validation_samples, 2.0 * sample_floats),
     )?;
@@ -498,9 +501,7 @@ fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
         if let Some(difference) = identity.difference(&parts.identity) {
             return Err(EngineError::model_file(
                 checkpoint,
-                format!(
-                    "cannot resume: {difference}; delete the checkpoint or train as before"
-                ),
+                format!("cannot resume: {difference}; delete the checkpoint or train as before"),
             ));
         }
         if parts.progress.settings_fingerprint != fingerprint {
@@ -739,7 +740,8 @@ struct CheckpointParts<'a> {
 
 impl<'a> CheckpointParts<'a> {
     fn split(path: &Path, bytes: &'a [u8]) -> Result<Self, EngineError> {
-        let fail = |reason: &str| EngineError::model_file(path, format!("unusable checkpoint: {reason}"));
+        let fail =
+            |reason: &str| EngineError::model_file(path, format!("unusable checkpoint: {reason}"));
         if bytes.starts_with(OLD_CHECKPOINT_MAGIC) {
             return Err(fail(
                 "made by an older deepinterp (no checksum, no record of what it trains); delete it to start again",
@@ -803,7 +805,8 @@ impl<'a> CheckpointParts<'a> {
         optimizer: O,
         device: &B::Device,
     ) -> Result<(Network<B>, O, Progress), EngineError> {
-        let fail = |reason: &str| EngineError::model_file(path, format!("unusable checkpoint: {reason}"));
+        let fail =
+            |reason: &str| EngineError::model_file(path, format!("unusable checkpoint: {reason}"));
         let recorder = Bytes::default();
         let reference = Recorder::<B>::record(&recorder, network.clone().into_record(), ())
             .map_err(|e| fail(&format!("cannot encode the network: {e}")))?;
@@ -813,7 +816,9 @@ impl<'a> CheckpointParts<'a> {
         // Adam keeps two moments per parameter, RMSprop one; allow record overhead.
         let optimizer_limit = (2 * reference.len()).saturating_add(1 << 20);
         if self.optimizer.len() > optimizer_limit {
-            return Err(fail("its optimiser state is larger than this network's can be"));
+            return Err(fail(
+                "its optimiser state is larger than this network's can be",
+            ));
         }
         let network_bytes = self.network.to_vec();
         let optimizer_bytes = self.optimizer.to_vec();

@@ -116,9 +116,7 @@ fn invalid_settings_are_refused_naming_the_flag() {
         ),
         (
             TrainSettings {
-                validation: ValidationSource::HeldOut {
-                    fraction: f64::NAN,
-                },
+                validation: ValidationSource::HeldOut { fraction: f64::NAN },
                 ..base.clone()
             },
             "--validation-fraction",
@@ -243,10 +241,15 @@ fn frame_dependent_settings_and_memory_are_checked_before_training() {
         ),
     ];
     for (settings, expected) in cases {
-        let error = run(&checkpoint, "unet-d1-w2", &settings, std::slice::from_ref(&movie))
-            .err()
-            .unwrap_or_else(|| panic!("{expected}: accepted"))
-            .to_string();
+        let error = run(
+            &checkpoint,
+            "unet-d1-w2",
+            &settings,
+            std::slice::from_ref(&movie),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{expected}: accepted"))
+        .to_string();
         assert!(error.contains(expected), "{expected}: {error}");
         assert!(!checkpoint.exists());
     }
@@ -261,7 +264,10 @@ fn frame_dependent_settings_and_memory_are_checked_before_training() {
     .err()
     .unwrap()
     .to_string();
-    assert!(error.contains("short.tif") && error.contains("too few"), "{error}");
+    assert!(
+        error.contains("short.tif") && error.contains("too few"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -423,10 +429,7 @@ fn hostile_checkpoints_are_errors_never_panics() {
     let mut hostile: Vec<(Vec<u8>, &str)> = vec![
         (Vec::new(), "not a deepinterp checkpoint"),
         (good[..good.len() / 2].to_vec(), "checksum mismatch"),
-        (
-            with_checksum(CHECKPOINT_MAGIC.to_vec()),
-            "truncated",
-        ),
+        (with_checksum(CHECKPOINT_MAGIC.to_vec()), "truncated"),
     ];
     // A part length far beyond the file.
     let mut huge = CHECKPOINT_MAGIC.to_vec();
@@ -495,7 +498,8 @@ fn a_nan_starting_model_is_named_as_such() {
         .into_iter()
         .map(|conv| (conv.weight, conv.bias))
         .collect();
-    weights[0].0[0] = f32::NAN;
+    // The last layer is linear: a poisoned bias reaches every output.
+    weights.last_mut().unwrap().1[0] = f32::NAN;
     let network = config.from_weights::<CpuTrain>(weights, &device).unwrap();
     let data = TrainingData::Frames {
         inputs: vec![open_movie(&movie).unwrap()],
