@@ -54,11 +54,14 @@ impl FrameSampler {
                 "--stats-frames must be at least 1, got 0".into(),
             ));
         }
-        if let (Some(patch), Some(first)) = (settings.patch_size, inputs.first()) {
-            let info = first.info();
+        let (mut sources, validation_readers) = split_sources(inputs, validation_inputs, settings)?;
+        // After the recordings are checked: a recording too short for the window is the
+        // first thing to fix.
+        if let (Some(patch), Some(first)) = (settings.patch_size, sources.first()) {
+            let info = first.reader.info();
             if patch > info.height || patch > info.width {
                 return Err(EngineError::recording(
-                    first.path(),
+                    first.reader.path(),
                     format!(
                         "--patch-size {patch} is larger than the frames ({}x{}): give a smaller one",
                         info.height, info.width
@@ -66,7 +69,6 @@ impl FrameSampler {
                 ));
             }
         }
-        let (mut sources, validation_readers) = split_sources(inputs, validation_inputs, settings)?;
         let (height, width) = {
             let info = sources[0].reader.info();
             (info.height, info.width)
