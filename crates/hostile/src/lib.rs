@@ -10,8 +10,8 @@
 //! libFuzzer (`fuzz/`, one thin target each), in the mutation test and in the replay of
 //! saved regression inputs (`tests/`).
 //!
-//! The model-file harnesses (`.dimodel`, Keras `.h5` import) need the engine and are behind
-//! the `engine` feature (on by default).
+//! The engine's harnesses (`.dimodel`, Keras `.h5` import, training checkpoints, the
+//! training-settings TOML file) are behind the `engine` feature (on by default).
 
 use std::path::{Path, PathBuf};
 
@@ -87,6 +87,18 @@ pub fn targets() -> Vec<Target> {
             run: engine::keras_h5,
             check: engine::check_keras_h5,
             seeds: seeds::keras_h5,
+        },
+        Target {
+            name: "checkpoint",
+            run: engine::checkpoint,
+            check: engine::check_checkpoint,
+            seeds: seeds::checkpoint,
+        },
+        Target {
+            name: "train_config",
+            run: engine::train_config,
+            check: engine::check_train_config,
+            seeds: seeds::train_config,
         },
     ]);
     list
@@ -458,9 +470,13 @@ harness! {
 /// Harnesses of the model files, which need the engine.
 #[cfg(feature = "engine")]
 pub mod engine {
+    use std::path::Path;
+
     use super::{Outcome, with_file};
-    use deepinterp::backend::Cpu;
-    use deepinterp::model::{file::read_model, load_model};
+    use deepinterp::backend::{Cpu, CpuTrain};
+    use deepinterp::model::{Network, architecture_config, file::read_model, load_model};
+    use deepinterp::sampling::Window;
+    use deepinterp::training::{OptimizerKind, load_checkpoint_file, read_train_config};
 
     pub(crate) fn check_dimodel(data: &[u8]) -> Outcome {
         with_file("model.dimodel", data, |path| {
@@ -493,5 +509,55 @@ pub mod engine {
         /// The bytes as a Keras `.h5`: [`deepinterp_io::read_keras_model`] (the HDF5 layout
         /// and the weights), then [`load_model`] (the `model_config` JSON and the import).
         keras_h5 => check_keras_h5
+    }
+
+    /// The architecture and window of the checkpoint harness's network (and its seeds).
+    pub const CHECKPOINT_ARCH: &str = "unet-d1-w2";
+
+    fn checkpoint_window() -> Window {
+        Window::new(2, 2, 0).expect("a valid window")
+    }
+
+    fn checkpoint_network() -> Result<Network<CpuTrain>, Box<dyn std::error::Error>> {
+        let (config, _) = architecture_config(CHECKPOINT_ARCH, &checkpoint_window())?;
+        Ok(config.init::<CpuTrain>(&Default::default())?)
+    }
+
+    fn load_checkpoint(path: &Path) -> Outcome {
+        load_checkpoint_file::<CpuTrain>(
+            path,
+            checkpoint_network()?,
+            OptimizerKind::Adam,
+            &Default::default(),
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn check_checkpoint(data: &[u8]) -> Outcome {
+        // As stored: the checksum refuses almost every fuzzed file here.
+        let _ = with_file("run.checkpoint", data, load_checkpoint);
+        // The input with its CRC-32 trailer appended, so the fuzzer reaches the parts
+        // behind the checksum (the seeds are checkpoints without their trailer).
+        let mut sealed = data.to_vec();
+        sealed.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+        with_file("run.checkpoint", &sealed, load_checkpoint)
+    }
+
+    harness! {
+        /// The bytes as a training checkpoint of a `unet-d1-w2` network (Adam), loaded with
+        /// [`load_checkpoint_file`]: once as they are, once with a valid CRC-32 appended.
+        checkpoint => check_checkpoint
+    }
+
+    pub(crate) fn check_train_config(data: &[u8]) -> Outcome {
+        with_file("train.toml", data, |path| {
+            read_train_config(path)?;
+            Ok(())
+        })
+    }
+
+    harness! {
+        /// The bytes as a training-settings TOML file ([`read_train_config`]).
+        train_config => check_train_config
     }
 }

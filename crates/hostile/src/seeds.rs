@@ -336,3 +336,95 @@ pub fn keras_h5() -> Vec<Seed> {
         })
         .collect()
 }
+
+/// A checkpoint of two training steps of the checkpoint harness's network on a tiny movie,
+/// without its CRC-32 trailer (the harness appends a valid one to every input).
+#[cfg(feature = "engine")]
+pub fn checkpoint() -> Vec<Seed> {
+    use deepinterp::backend::CpuTrain;
+    use deepinterp::model::architecture_config;
+    use deepinterp::sampling::Window;
+    use deepinterp::training::{
+        Loss, OptimizerKind, RunIdentity, TrainSettings, TrainingData, ValidationSource, train_run,
+    };
+
+    let dir = tempfile::tempdir().expect("a temporary folder for a seed");
+    let movie_path = dir.path().join("movie.tif");
+    let bytes = movie("movie.tif", 12, 16, 16, Dtype::F32);
+    std::fs::write(&movie_path, bytes).expect("the seed movie");
+    let window = Window::new(2, 2, 0).expect("a valid window");
+    let settings = TrainSettings {
+        window,
+        loss: Loss::L1,
+        optimizer: OptimizerKind::Adam,
+        learning_rate: 1e-3,
+        lr_halving_epochs: None,
+        batch_size: 2,
+        steps: 2,
+        steps_per_epoch: 1,
+        max_minutes: None,
+        patch_size: None,
+        validation: ValidationSource::HeldOut { fraction: 0.0 },
+        validation_samples: 1,
+        stats_frames: 10,
+        cache_frames: 12,
+        cache_refresh_steps: 5,
+        seed: 0,
+    };
+    let arch = crate::engine::CHECKPOINT_ARCH;
+    let (config, _) = architecture_config(arch, &window).expect("the checkpoint architecture");
+    let device = Default::default();
+    let network = config.init::<CpuTrain>(&device).expect("a seed network");
+    let inputs = vec![movie_path.clone()];
+    let identity =
+        RunIdentity::new(arch, &config, window, &inputs, &[]).expect("the run's identity");
+    let reader = deepinterp_io::open_movie(&movie_path).expect("the seed movie opens");
+    let data = TrainingData::Frames {
+        inputs: vec![reader],
+        validation: Vec::new(),
+    };
+    let checkpoint = dir.path().join("run.checkpoint");
+    train_run(
+        network,
+        data,
+        &settings,
+        &identity,
+        &checkpoint,
+        &device,
+        &mut |_| Ok(()),
+    )
+    .expect("a two-step training run");
+    let mut bytes = std::fs::read(&checkpoint).expect("the checkpoint");
+    bytes.truncate(bytes.len().saturating_sub(4));
+    vec![seed("unet-d1-w2_adam_2steps.checkpoint", bytes)]
+}
+
+/// Training-settings files: every key set, and a short one.
+#[cfg(feature = "engine")]
+pub fn train_config() -> Vec<Seed> {
+    let full = "\
+# Every key of deepinterp train's flags.
+arch = \"unet-d2-w8\"
+steps = 2000
+max_minutes = 90.5
+pre_frames = 30
+post_frames = 30
+omitted_frames = 1
+loss = \"l2\"
+optimizer = \"rmsprop\"
+learning_rate = 0.0001
+lr_halving_epochs = 4
+batch_size = 5
+steps_per_epoch = 100
+patch_size = 64
+validation_fraction = 0.1
+validation_samples = 20
+stats_frames = 500
+seed = 1234
+";
+    let short = "arch = 'unet_single_1024'\nloss = 'l1'\noptimizer = 'adam'\nsteps = 10\n";
+    vec![
+        seed("full.toml", full.as_bytes().to_vec()),
+        seed("short.toml", short.as_bytes().to_vec()),
+    ]
+}
