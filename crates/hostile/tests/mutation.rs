@@ -153,7 +153,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// The targets to run: all, or those named in `DEEPINTERP_HOSTILE_TARGETS` (comma
 /// separated), to look at one parser at a time while another's finding is still open.
 fn chosen_targets() -> Vec<deepinterp_hostile::Target> {
-    let only = std::env::var("DEEPINTERP_HOSTILE_TARGETS").ok();
+    let only = std::env::var(common::TARGETS_VAR).ok();
     deepinterp_hostile::targets()
         .into_iter()
         .filter(|t| {
@@ -181,6 +181,12 @@ fn every_seed_reads_through_without_error() {
 #[test]
 fn mutated_seeds_never_panic_or_allocate_past_the_budget() {
     set_budget();
+    if common::each_target_in_its_own_process(
+        "mutated_seeds_never_panic_or_allocate_past_the_budget",
+        "mutation test:",
+    ) {
+        return;
+    }
     let saved = std::env::temp_dir().join("deepinterp-hostile-panics");
     let mut cases = 0usize;
     let mut refused = 0usize;
@@ -240,7 +246,7 @@ fn mutated_seeds_never_panic_or_allocate_past_the_budget() {
         panics.len(),
         bad_messages.len()
     );
-    let enough = if std::env::var_os("DEEPINTERP_HOSTILE_TARGETS").is_some() {
+    let enough = if std::env::var_os(common::TARGETS_VAR).is_some() {
         50
     } else {
         500

@@ -134,3 +134,63 @@ pub fn message_fault(message: &str) -> Option<&'static str> {
         None
     }
 }
+
+/// Names the targets a test binary runs (comma separated); unset, the tests that use
+/// [`each_target_in_its_own_process`] run every target, each in a child process.
+pub const TARGETS_VAR: &str = "DEEPINTERP_HOSTILE_TARGETS";
+
+/// Without [`TARGETS_VAR`]: re-runs the test `test` of this binary once per target, each in
+/// its own process with [`TARGETS_VAR`] naming it, so that an allocation abort in one
+/// parser does not hide what the others do; prints each child's text from `summary` on, fails naming every target whose child failed, and returns `true` (the caller
+/// is done). With [`TARGETS_VAR`] set it returns `false`: the caller runs the cases here.
+pub fn each_target_in_its_own_process(test: &str, summary: &str) -> bool {
+    if std::env::var_os(TARGETS_VAR).is_some() {
+        return false;
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut failures = Vec::new();
+    for target in deepinterp_hostile::targets() {
+        let output = std::process::Command::new(&exe)
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(TARGETS_VAR, target.name)
+            .output()
+            .expect("running the test binary for one target");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // The libtest harness may print its own text before ours on the same line.
+        for line in stdout
+            .lines()
+            .filter_map(|l| l.find(summary).map(|at| &l[at..]))
+        {
+            println!("{}: {line}", target.name);
+        }
+        if !output.status.success() {
+            // The child's own report: its assertion, or the allocator's message.
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let report: Vec<&str> = stdout
+                .lines()
+                .chain(stderr.lines())
+                .filter(|l| {
+                    let l = l.trim_start();
+                    !(l.is_empty()
+                        || l.starts_with("at ")
+                        || l.split(':')
+                            .next()
+                            .is_some_and(|n| n.parse::<u32>().is_ok())
+                        || l.starts_with("note:"))
+                })
+                .collect();
+            failures.push(format!(
+                "{} ({}):\n{}",
+                target.name,
+                output.status,
+                report.join("\n")
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "failing targets:\n\n{}",
+        failures.join("\n\n")
+    );
+    true
+}
