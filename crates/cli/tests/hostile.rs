@@ -809,6 +809,18 @@ fn model_parts(bytes: &[u8]) -> (usize, usize) {
     (magic + 8, magic + 8 + json_len)
 }
 
+/// A Keras `model_config`: a 512x512x60 input feeding `layer` (JSON), the output `output`.
+fn keras_config(layer: &str, output: &str) -> String {
+    format!(
+        r#"{{"class_name": "Functional", "config": {{"name": "m", "layers": [
+            {{"class_name": "InputLayer", "name": "input_1",
+              "config": {{"name": "input_1", "batch_input_shape": [null, 512, 512, 60]}},
+              "inbound_nodes": []}},
+            {layer}],
+            "input_layers": [["input_1", 0, 0]], "output_layers": [["{output}", 0, 0]]}}}}"#
+    )
+}
+
 /// A model file with the same weights and `json` as its header.
 fn with_header(bytes: &[u8], json: &str) -> Vec<u8> {
     let (json_start, json_end) = model_parts(bytes);
@@ -1074,6 +1086,32 @@ fn build_cases(suite: &mut Suite) {
         suite.recording(label, &path, Modality::Fmri, ALL, &[], vec![named(file)]);
     }
 
+    let nan_offset = at("nan_offset.nii");
+    let mut bytes = nifti1_header([4, 8, 8, 4, 10, 1, 1, 1], f32::NAN);
+    bytes.extend(vec![0u8; 8 * 8 * 4 * 10 * 2]);
+    std::fs::write(&nan_offset, bytes).unwrap();
+    let must = vec![named("nan_offset.nii"), named("vox_offset")];
+    suite.recording(
+        "nii vox_offset NaN",
+        &nan_offset,
+        Modality::Fmri,
+        ALL,
+        &[],
+        must,
+    );
+
+    let not_gzip = at("text.nii.gz");
+    std::fs::write(&not_gzip, "a note, not a gzip stream\n").unwrap();
+    let must = vec![named("text.nii.gz")];
+    suite.recording(
+        "nii.gz that is text",
+        &not_gzip,
+        Modality::Fmri,
+        ALL,
+        &[],
+        must,
+    );
+
     let nifti2 = at("huge_dims_v2.nii");
     let mut bytes = nifti2_header([4, 1 << 40, 1 << 40, 1 << 40, 1 << 40, 1, 1, 1]);
     bytes.extend_from_slice(&[0u8; 64]);
@@ -1119,6 +1157,18 @@ fn build_cases(suite: &mut Suite) {
             Box::new(|m| set_meta(m, "imAiRangeMax", b"0")),
             None,
             vec![flag("imAiRangeMax")],
+        ),
+        (
+            "zero_max_int",
+            Box::new(|m| set_meta(m, "imMaxInt", b"0")),
+            None,
+            vec![flag("imMaxInt")],
+        ),
+        (
+            "huge_ap_count",
+            Box::new(|m| set_meta(m, "snsApLfSy", b"9223372036854775807,0,1")),
+            None,
+            vec![flag("snsApLfSy")],
         ),
         (
             "nan_rate",
@@ -1275,6 +1325,37 @@ fn build_cases(suite: &mut Suite) {
         );
     }
 
+    for (name, key, value) in [
+        ("legacy_block_length", "blockLength", "1000000000"),
+        ("legacy_header_bytes", "header_bytes", "1000000000"),
+    ] {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for channel in 1..=4 {
+            let path = dir.join(format!("100_CH{channel}.continuous"));
+            write_continuous(&path, channel, 8, None);
+            // The header's space padding absorbs the longer value: it stays 1024 bytes.
+            let bytes = std::fs::read(&path).unwrap();
+            let (head, records) = bytes.split_at(1024);
+            let head = String::from_utf8(head.to_vec()).unwrap();
+            let from = format!("header.{key} = 1024;");
+            let to = format!("header.{key} = {value};");
+            assert!(head.contains(&from));
+            let mut head = head.replace(&from, &to).into_bytes();
+            head.truncate(1024);
+            std::fs::write(&path, [head.as_slice(), records].concat()).unwrap();
+        }
+        let must = vec![named("CH1.continuous"), named(key)];
+        suite.recording(
+            &format!("open ephys {name}"),
+            &dir,
+            Modality::Ephys,
+            ALL,
+            &[],
+            must,
+        );
+    }
+
     // --- Models --------------------------------------------------------------------------
     let models = root.join("models");
     std::fs::create_dir_all(&models).unwrap();
@@ -1327,6 +1408,11 @@ fn build_cases(suite: &mut Suite) {
     std::fs::write(&overflow, with_header(&good, &header.to_string())).unwrap();
     suite.model_case("model shapes overflowing u64", &overflow, true);
 
+    let deep = models.join("deep_header.dimodel");
+    let nested = "[".repeat(100_000) + &"]".repeat(100_000);
+    std::fs::write(&deep, with_header(&good, &nested)).unwrap();
+    suite.model_case("model header nested 100000 deep", &deep, true);
+
     let empty_model = models.join("empty.dimodel");
     std::fs::write(&empty_model, b"").unwrap();
     suite.model_case("model empty", &empty_model, true);
@@ -1334,6 +1420,45 @@ fn build_cases(suite: &mut Suite) {
     let movie_as_keras = models.join("movie_not_keras.h5");
     write_hdf5(&movie_as_keras, "data", &[10, 8, 8], 1i16);
     suite.model_case("keras .h5 that is a movie", &movie_as_keras, false);
+
+    let keras_cases = [
+        ("keras_config_not_json.h5", "{".to_string()),
+        (
+            "keras_config_deep.h5",
+            "[".repeat(100_000) + &"]".repeat(100_000),
+        ),
+        (
+            "keras_escape_class.h5",
+            keras_config(
+                r#"{"class_name": "\u001b[31mEvil", "name": "e\u001b[0m",
+                    "config": {"name": "e\u001b[0m"}, "inbound_nodes": [[["input_1", 0, 0, {}]]]}"#,
+                "e\\u001b[0m",
+            ),
+        ),
+        (
+            "keras_huge_filters.h5",
+            keras_config(
+                r#"{"class_name": "Conv2D", "name": "c",
+                    "config": {"name": "c", "filters": 1000000000, "kernel_size": [3, 3],
+                               "strides": [1, 1], "dilation_rate": [1, 1], "padding": "same",
+                               "data_format": "channels_last", "activation": "relu",
+                               "use_bias": true},
+                    "inbound_nodes": [[["input_1", 0, 0, {}]]]}"#,
+                "c",
+            ),
+        ),
+    ];
+    for (name, config) in keras_cases {
+        let path = models.join(name);
+        let file = rust_hdf5::H5File::create(&path).unwrap();
+        file.set_attr_string("backend", "tensorflow").unwrap();
+        file.set_attr_string("keras_version", "2.2.4").unwrap();
+        file.set_attr_string("model_config", &config).unwrap();
+        // An empty weights group without `layer_names`: the layer order comes from the config.
+        file.create_group("model_weights").unwrap();
+        file.close().unwrap();
+        suite.model_case(&format!("keras {name}"), &path, true);
+    }
 
     let text_as_keras = models.join("text_not_keras.h5");
     std::fs::write(&text_as_keras, "not a keras model\n").unwrap();
