@@ -307,6 +307,54 @@ impl Suite {
         );
     }
 
+    /// `export` and `finetune` of `model`: the other two commands that load a model.
+    fn model_other_commands(&mut self, label: &str, model: &Path) {
+        let name = file_name(model);
+        let model = s(model).to_string();
+        let copy = model.clone();
+        self.add(
+            &format!("{label}: export"),
+            |out| {
+                let output = s(&out.join("exported.h5")).to_string();
+                vec!["export".into(), copy, "-o".into(), output]
+            },
+            vec![named(&name)],
+        );
+        let movie = s(&self.movie).to_string();
+        self.add(
+            &format!("{label}: finetune"),
+            |out| {
+                let mut args = vec!["finetune".to_string(), "--model".into(), model, movie];
+                args.extend(["-o".to_string(), s(&out.join("tuned.dimodel")).to_string()]);
+                args.extend(strings(&["--steps", "2", "--batch-size", "2"]));
+                args
+            },
+            vec![named(&name)],
+        );
+    }
+
+    /// `evaluate` with the hostile recording as both the noisy and the denoised one, so that
+    /// their shapes agree and only reading it can fail.
+    fn evaluate_case(&mut self, label: &str, recording: &Path) {
+        let name = file_name(recording);
+        let (noisy, denoised) = (s(recording).to_string(), s(recording).to_string());
+        self.add(
+            &format!("{label}: evaluate"),
+            |out| {
+                let report = s(&out.join("report.json")).to_string();
+                let mut args = vec!["evaluate".to_string(), "--noisy".into(), noisy];
+                args.extend([
+                    "--denoised".to_string(),
+                    denoised,
+                    "--report".into(),
+                    report,
+                ]);
+                args
+            },
+            vec![named(&name)],
+        );
+    }
+
     /// `simulate ...` writing into the case's folder, with `flags` appended.
     fn simulate_flags(&mut self, kind: &str, flags: &[&str], must_name: Vec<Vec<String>>) {
         let flags = strings(flags);
@@ -1460,9 +1508,32 @@ fn build_cases(suite: &mut Suite) {
         suite.model_case(&format!("keras {name}"), &path, true);
     }
 
+    for (label, model) in [
+        ("model one weight byte flipped", &flipped_weight),
+        ("model with a NaN weight", &nan_model),
+        ("model truncated", &truncated_model),
+        ("model shapes overflowing u64", &overflow),
+        ("model header nested 100000 deep", &deep),
+        ("keras .h5 that is a movie", &movie_as_keras),
+    ] {
+        suite.model_other_commands(label, model);
+    }
+
     let text_as_keras = models.join("text_not_keras.h5");
     std::fs::write(&text_as_keras, "not a keras model\n").unwrap();
     suite.model_case("keras .h5 that is text", &text_as_keras, false);
+
+    // --- evaluate reads recordings too ------------------------------------------------
+    for (label, recording) in [
+        ("hdf5 100000^3 chunked, no chunk", &huge),
+        ("tiff 100000x100000", &big),
+        ("tiff 4294967295^2", &max),
+        ("nii.gz bomb 4096x4096x256x2", &bomb),
+        ("nii huge dims", &nii),
+        ("spikeglx saved_chans", &glx.join("saved_chans.bin")),
+    ] {
+        suite.evaluate_case(label, recording);
+    }
 
     // --- Flags ---------------------------------------------------------------------------
     suite.train_flags(
