@@ -6,6 +6,7 @@
 //! file. Library errors are turned into one-line messages here.
 
 mod commands;
+mod interrupt;
 mod progress;
 mod recording;
 
@@ -82,14 +83,57 @@ struct SimulateFmriArgs {
     #[arg(long, default_value = "64,64,32,200", value_parser = parse_shape4)]
     shape: [usize; 4],
     /// Target median temporal SNR of grey and white matter in the noisy run.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = positive_f64)]
     tsnr: f64,
     /// Repetition time in seconds.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, value_parser = positive_f64)]
     tr: f64,
     /// Random seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+/// A finite number above 0.
+fn positive_f64(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!("'{text}' is not a finite number above 0")),
+    }
+}
+
+/// A finite number of at least 0.
+fn non_negative_f64(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+        _ => Err(format!("'{text}' is not a finite number of at least 0")),
+    }
+}
+
+fn positive_f32(text: &str) -> Result<f32, String> {
+    positive_f64(text).and_then(|value| {
+        let narrowed = value as f32;
+        (narrowed.is_finite() && narrowed > 0.0)
+            .then_some(narrowed)
+            .ok_or_else(|| format!("'{text}' is out of range"))
+    })
+}
+
+fn non_negative_f32(text: &str) -> Result<f32, String> {
+    non_negative_f64(text).and_then(|value| {
+        let narrowed = value as f32;
+        narrowed
+            .is_finite()
+            .then_some(narrowed)
+            .ok_or_else(|| format!("'{text}' is out of range"))
+    })
+}
+
+/// A whole number of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(value) if value >= 1 => Ok(value),
+        _ => Err(format!("'{text}' is not a whole number of at least 1")),
+    }
 }
 
 /// Parses `X,Y,Z,T`.
@@ -113,16 +157,16 @@ struct SimulateEphysArgs {
     #[arg(long)]
     clean: PathBuf,
     /// Duration in seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = positive_f64)]
     duration: f64,
     /// Channels (Neuropixels 1.0 positions).
-    #[arg(long, default_value_t = 384)]
+    #[arg(long, default_value_t = 384, value_parser = at_least_one)]
     channels: usize,
     /// Sample rate in Hz.
-    #[arg(long, default_value_t = 30_000.0)]
+    #[arg(long, default_value_t = 30_000.0, value_parser = positive_f64)]
     sample_rate: f64,
     /// Thermal noise, µV RMS.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = non_negative_f64)]
     noise_uv: f64,
     /// Number of units (default: one per four channels).
     #[arg(long)]
@@ -137,11 +181,15 @@ struct SimulateEphysArgs {
 #[derive(Args, Debug, Clone, Default)]
 struct RawArgs {
     /// Channels interleaved in a headerless raw file.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     channels: Option<usize>,
     /// Sample rate in Hz of a headerless raw file (default 30000).
-    #[arg(long)]
+    #[arg(long, value_parser = positive_f64)]
     sample_rate: Option<f64>,
+    /// Open Ephys legacy: read channel files of unequal length up to the shortest one
+    /// (without it, unequal lengths are an error).
+    #[arg(long)]
+    cut_to_shortest: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -153,22 +201,22 @@ struct Simulate2pArgs {
     #[arg(long)]
     clean: PathBuf,
     /// Frames.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
     frames: usize,
     /// Frame height in pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
     height: usize,
     /// Frame width in pixels.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
     width: usize,
     /// Photons per unit of fluorescence: lower is noisier.
-    #[arg(long)]
+    #[arg(long, value_parser = positive_f32)]
     photons: Option<f32>,
     /// Number of neurons (default scales with the field of view).
     #[arg(long)]
     neurons: Option<usize>,
     /// Rigid motion amplitude in pixels (0: none).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_f32)]
     motion: f32,
     /// Data type of the noisy movie (the clean one is always float32).
     #[arg(long, value_enum, default_value_t = DtypeArg::Int16)]
@@ -251,6 +299,10 @@ struct TrainArgs {
     /// Resume from the checkpoint next to the output model, if there is one.
     #[arg(long)]
     resume: bool,
+    /// Replace a model (and its unfinished run's checkpoint) already at the output path; the
+    /// old model stays until the new one is finished.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// TOML file with any of these settings (flags win).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -314,7 +366,7 @@ struct DenoiseArgs {
     dtype: Option<DtypeArg>,
     /// Frames per network call (default from the frame size); fMRI: voxel blocks per call
     /// (default 1024).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     batch_size: Option<usize>,
     /// First frame to process.
     #[arg(long, default_value_t = 0)]
@@ -323,7 +375,7 @@ struct DenoiseArgs {
     #[arg(long)]
     end_frame: Option<usize>,
     /// Frames (from the head of the file) for the normalisation statistics.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     stats_frames: Option<usize>,
     /// Window for Keras models, which do not record one (default: half the input frames each side).
     #[command(flatten)]
@@ -390,19 +442,19 @@ struct DemoArgs {
     #[arg(long, default_value = "deepinterp-demo")]
     out: PathBuf,
     /// Simulated frames.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = at_least_one)]
     frames: usize,
     /// Frame side in pixels.
-    #[arg(long, default_value_t = 96)]
+    #[arg(long, default_value_t = 96, value_parser = at_least_one)]
     size: usize,
     /// Training budget in minutes.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = positive_f64)]
     train_minutes: f64,
     /// Run the pipeline on a simulated 384-channel Neuropixels recording instead of a movie.
     #[arg(long)]
     ephys: bool,
     /// Simulated seconds of the ephys recording (with --ephys).
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = positive_f64)]
     seconds: f64,
     /// Random seed.
     #[arg(long, default_value_t = 1)]
@@ -439,6 +491,7 @@ enum OptimizerArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    interrupt::install();
     let result = match cli.command {
         Command::Simulate(SimulateCommand::TwoPhoton(args)) => commands::simulate_2p(&args),
         Command::Simulate(SimulateCommand::Ephys(args)) => commands::simulate_ephys(&args),
@@ -454,8 +507,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: the chain of causes joined, file names included by the library.
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", interrupt::one_line(&error));
             ExitCode::FAILURE
         }
     }

@@ -10,7 +10,9 @@ use anyhow::{Result, bail};
 use deepinterp::inference::DenoisePlan;
 use deepinterp::model::Modality;
 use deepinterp::probe::{GridRecording, GridWriter};
-use deepinterp_io::ephys::{RawLayout, create_ephys_like, is_ephys_path, open_ephys};
+use deepinterp_io::ephys::{
+    EphysOptions, RawLayout, create_ephys_like, is_ephys_path, open_ephys_with,
+};
 use deepinterp_io::nifti::is_nifti_path;
 use deepinterp_io::{Dtype, MovieInfo, MovieReader, MovieWriter, create_movie, open_movie};
 
@@ -20,6 +22,14 @@ use crate::RawArgs;
 pub const DEFAULT_SAMPLE_RATE_HZ: f64 = 30_000.0;
 
 impl RawArgs {
+    /// How to open an extracellular recording.
+    pub fn ephys_options(&self) -> EphysOptions {
+        EphysOptions {
+            raw: self.layout(),
+            cut_to_shortest: self.cut_to_shortest,
+        }
+    }
+
     /// The layout of a headerless raw file, when `--channels` says it.
     pub fn layout(&self) -> Option<RawLayout> {
         self.channels.map(|channels| RawLayout {
@@ -80,7 +90,7 @@ impl Recording {
                 path.display()
             ),
             Modality::Ephys => Recording::Ephys(Box::new(GridRecording::new(
-                open_ephys(path, raw.layout())?,
+                open_ephys_with(path, &raw.ephys_options())?,
                 row_multiple,
             ))),
         })

@@ -18,12 +18,16 @@ pub enum IoError {
     NotFound { path: PathBuf },
 
     /// An operating-system I/O error (permission denied, disk full, ...).
-    #[error("{}: {action}: {source}", path.display())]
+    ///
+    /// The OS text is part of this message and deliberately not exposed as
+    /// the error's `source()`: a chain printer (anyhow's `{:#}`) would print
+    /// it a second time. (thiserror treats any field named `source` as the
+    /// source, hence the field's name.)
+    #[error("{}: {action}: {error}", path.display())]
     Os {
         path: PathBuf,
         action: &'static str,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// The file name has an extension this crate cannot read or write.
@@ -176,6 +180,20 @@ pub enum IoError {
     #[error("{}: {detail}", path.display())]
     TooLarge { path: PathBuf, detail: String },
 
+    /// An output that would be written over one of the command's inputs or
+    /// another of its outputs (see [`crate::output::OutputGuard`]).
+    #[error("{}: {detail}", path.display())]
+    WouldOverwrite { path: PathBuf, detail: String },
+
+    /// The disk (or the user's quota) filled up while an output was being
+    /// written. The writer's temporary file is removed when it is dropped,
+    /// so no partial output is left behind.
+    #[error(
+        "{}: cannot write the output: {cause} (the partial output is removed: nothing was left behind)",
+        path.display()
+    )]
+    OutputFull { path: PathBuf, cause: &'static str },
+
     /// Arguments that cannot describe a movie (e.g. an output dtype that can
     /// only be read).
     #[error("{}: {detail}", path.display())]
@@ -195,6 +213,29 @@ pub(crate) fn check_buffer_len(path: &Path, expected: usize, actual: usize) -> R
     }
 }
 
+/// `Some("no space left on device")` (or the quota's wording) when an OS
+/// error means the disk is full, for [`IoError::OutputFull`].
+pub(crate) fn disk_full_cause(error: &std::io::Error) -> Option<&'static str> {
+    // ENOSPC is 28 and EDQUOT 122 on Linux; the kind covers other systems.
+    match (error.kind(), error.raw_os_error()) {
+        (std::io::ErrorKind::QuotaExceeded, _) | (_, Some(122)) => Some("disk quota exceeded"),
+        (std::io::ErrorKind::StorageFull, _) | (_, Some(28)) => Some("no space left on device"),
+        _ => None,
+    }
+}
+
+/// [`disk_full_cause`] for an error known only by its text (a library that
+/// wraps the OS error without exposing it).
+pub(crate) fn disk_full_cause_in_text(text: &str) -> Option<&'static str> {
+    if text.contains("Disk quota exceeded") || text.contains("os error 122") {
+        Some("disk quota exceeded")
+    } else if text.contains("No space left on device") || text.contains("os error 28") {
+        Some("no space left on device")
+    } else {
+        None
+    }
+}
+
 /// Squashes a library error message onto one line, so that every
 /// [`IoError`] message stays a single line.
 pub(crate) fn one_line(detail: impl Display) -> String {
@@ -205,9 +246,67 @@ pub(crate) fn one_line(detail: impl Display) -> String {
         .join(" ")
 }
 
+/// Text taken from a file (a `.meta` line, a dataset name, a JSON key, a
+/// header's description), made safe to put in a message: control characters
+/// (newlines, escape sequences that would drive the terminal) and Unicode
+/// direction overrides are written as `\n`, `\u{1b}`, ...; a backslash is
+/// doubled so an escape cannot be forged; and anything past
+/// [`MAX_ECHOED_CHARS`] characters is cut off with `…`, so a hostile file
+/// cannot flood the terminal or break the one-line rule.
+pub fn escape_text(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len().min(4 * MAX_ECHOED_CHARS));
+    for (count, c) in text.chars().enumerate() {
+        if count == MAX_ECHOED_CHARS {
+            escaped.push('…');
+            break;
+        }
+        let bidi_control = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c == '\\' {
+            escaped.push_str("\\\\");
+        } else if c.is_control() || bidi_control {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
+/// The most characters of file text [`escape_text`] echoes.
+pub const MAX_ECHOED_CHARS: usize = 200;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_text_is_escaped_and_bounded() {
+        assert_eq!(escape_text("imroTbl"), "imroTbl");
+        assert_eq!(escape_text("µV"), "µV");
+        assert_eq!(escape_text("a\nb\x1b[31mc\r"), "a\\nb\\u{1b}[31mc\\r");
+        assert_eq!(escape_text("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(escape_text("a\\nb"), "a\\\\nb");
+        let long = "x".repeat(MAX_ECHOED_CHARS + 50);
+        let shown = escape_text(&long);
+        assert_eq!(shown.chars().count(), MAX_ECHOED_CHARS + 1);
+        assert!(shown.ends_with('…'));
+        assert!(
+            !escape_text("\u{7}\u{0}\u{9b}")
+                .chars()
+                .any(char::is_control)
+        );
+    }
+
+    #[test]
+    fn os_errors_print_the_os_text_once_in_a_chain() {
+        let err = IoError::Os {
+            path: PathBuf::from("x.bin"),
+            action: "reading",
+            error: std::io::Error::other("disk on fire"),
+        };
+        assert_eq!(err.to_string(), "x.bin: reading: disk on fire");
+        assert!(std::error::Error::source(&err).is_none());
+    }
 
     #[test]
     fn messages_are_one_line_and_start_with_the_path() {

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use rust_hdf5::{DatatypeMessage, H5Dataset, H5File, H5Type};
 
-use crate::error::{IoError, one_line};
+use crate::error::{IoError, disk_full_cause, disk_full_cause_in_text, escape_text, one_line};
+use crate::limits::{check_declared, check_memory, checked_product};
 use crate::movie::{
     Dtype, MovieInfo, MovieReader, MovieWriter, OutputSample, TempOutput, WriteSummary,
     check_finite, check_read_request, check_write_request, convert_output, require_file,
@@ -31,6 +32,11 @@ const WRITE_BATCH_FRAMES: usize = 64;
 
 /// Dtypes this crate reads from HDF5, for error messages.
 const READABLE_DTYPES: &str = "int16, uint16, float32, uint8, float64";
+
+/// The most bytes deflate can inflate one compressed byte to (its maximum
+/// ratio is about 1032:1): a deflate-compressed dataset cannot hold more
+/// than this many times the file's size.
+const DEFLATE_MAX_RATIO: u64 = 1032;
 
 /// Opens an HDF5 file for reading, with a useful error when it is missing
 /// or not HDF5.
@@ -103,7 +109,11 @@ fn list_datasets(file: &H5File) -> String {
         return "none".to_string();
     }
     names.sort();
-    let shown: Vec<String> = names.iter().take(20).map(|n| format!("'{n}'")).collect();
+    let shown: Vec<String> = names
+        .iter()
+        .take(20)
+        .map(|n| format!("'{}'", escape_text(n)))
+        .collect();
     let more = names.len().saturating_sub(shown.len());
     if more > 0 {
         format!("{} and {more} more", shown.join(", "))
@@ -128,17 +138,20 @@ impl Hdf5MovieReader {
     /// Opens dataset `dataset_name` of the HDF5 file `path` as a movie.
     pub fn open(path: &Path, dataset_name: &str) -> Result<Self, IoError> {
         let file = open_hdf5_file(path)?;
+        // The name may come from a file (an NWB path) or a flag: escaped
+        // wherever it is echoed.
+        let shown_name = escape_text(dataset_name);
         let dataset = file.dataset(dataset_name).map_err(|e| {
             if file.dataset_names().iter().any(|n| n == dataset_name) {
                 IoError::Hdf5 {
                     path: path.to_path_buf(),
-                    action: format!("opening dataset '{dataset_name}'"),
-                    detail: one_line(e),
+                    action: format!("opening dataset '{shown_name}'"),
+                    detail: escape_text(&one_line(e)),
                 }
             } else {
                 IoError::MissingDataset {
                     path: path.to_path_buf(),
-                    dataset: dataset_name.to_string(),
+                    dataset: shown_name.clone(),
                     available: list_datasets(&file),
                 }
             }
@@ -147,21 +160,18 @@ impl Hdf5MovieReader {
         if shape.len() != 3 {
             return Err(IoError::WrongDimensions {
                 path: path.to_path_buf(),
-                what: format!("dataset '{dataset_name}'"),
+                what: format!("dataset '{shown_name}'"),
                 ndims: shape.len(),
             });
         }
         let datatype = dataset.datatype().map_err(|e| IoError::Hdf5 {
             path: path.to_path_buf(),
-            action: format!("reading the datatype of dataset '{dataset_name}'"),
-            detail: one_line(e),
+            action: format!("reading the datatype of dataset '{shown_name}'"),
+            detail: escape_text(&one_line(e)),
         })?;
         let dtype = movie_dtype(&datatype).ok_or_else(|| IoError::UnsupportedDtype {
             path: path.to_path_buf(),
-            found: format!(
-                "{} in dataset '{dataset_name}'",
-                describe_datatype(&datatype)
-            ),
+            found: format!("{} in dataset '{shown_name}'", describe_datatype(&datatype)),
             supported: READABLE_DTYPES,
         })?;
         let info = MovieInfo {
@@ -170,7 +180,7 @@ impl Hdf5MovieReader {
             width: shape[2],
             dtype,
         };
-        if info.frames == 0 || info.frame_len() == 0 {
+        if info.frames == 0 || info.height == 0 || info.width == 0 {
             return Err(IoError::EmptyMovie {
                 path: path.to_path_buf(),
                 frames: info.frames,
@@ -178,9 +188,10 @@ impl Hdf5MovieReader {
                 width: info.width,
             });
         }
+        check_dataset_sizes(path, &shown_name, &dataset, &info)?;
         Ok(Self {
             path: path.to_path_buf(),
-            dataset_name: dataset_name.to_string(),
+            dataset_name: shown_name,
             info,
             dataset,
             _file: file,
@@ -209,7 +220,7 @@ impl Hdf5MovieReader {
                     start + count,
                     self.dataset_name
                 ),
-                detail: with_truncation_hint(one_line(e)),
+                detail: escape_text(&with_truncation_hint(one_line(e))),
             })
     }
 
@@ -258,6 +269,117 @@ impl MovieReader for Hdf5MovieReader {
         result?;
         check_finite(&self.path, out, self.info.frame_len(), start)
     }
+}
+
+/// Checks what a dataset's header declares before anything is sized from
+/// it, and returns its byte count (`dims` x `stored` bytes per value): the
+/// product must be a real number, the data must fit in what the file can
+/// hold (a contiguous dataset: the file's size; a chunked one: the file's
+/// size times the most its filters can inflate) and one chunk must fit in
+/// the memory budget. `what` names the dataset in messages (escaped).
+pub(crate) fn check_dataset_storage(
+    path: &Path,
+    what: &str,
+    dataset: &H5Dataset,
+    dims: &[u64],
+    stored: u64,
+) -> Result<u64, IoError> {
+    let mut factors = dims.to_vec();
+    factors.push(stored);
+    let total = checked_product(path, &format!("{what} {dims:?} x {stored} bytes"), &factors)?;
+    let file_bytes = std::fs::metadata(path)
+        .map_err(|error| IoError::Os {
+            path: path.to_path_buf(),
+            action: "reading the file size",
+            error,
+        })?
+        .len();
+    let hdf5_err = |e: rust_hdf5::Hdf5Error| IoError::Hdf5 {
+        path: path.to_path_buf(),
+        action: format!("reading the layout of {what}"),
+        detail: escape_text(&one_line(e)),
+    };
+    match dataset.storage_layout().map_err(hdf5_err)? {
+        rust_hdf5::StorageLayout::Contiguous => check_declared(
+            path,
+            &format!("contiguous {what} {dims:?}"),
+            total,
+            file_bytes,
+        )?,
+        rust_hdf5::StorageLayout::Chunked => {
+            use rust_hdf5::format::messages::filter::{
+                FILTER_DEFLATE, FILTER_FLETCHER32, FILTER_SHUFFLE,
+            };
+            let filters = dataset.filters().map_err(hdf5_err)?;
+            // Shuffle and Fletcher32 do not shrink data; deflate's ratio is
+            // bounded. Other compressors (szip, blosc, ...) have no bound
+            // worth checking against, so only the memory checks apply. A
+            // chunk never written reads as the fill value, so a movie whose
+            // frames were never written is refused here too.
+            let ratio = if filters
+                .iter()
+                .all(|f| matches!(f.id, FILTER_SHUFFLE | FILTER_FLETCHER32))
+            {
+                Some(1)
+            } else if filters
+                .iter()
+                .all(|f| matches!(f.id, FILTER_DEFLATE | FILTER_SHUFFLE | FILTER_FLETCHER32))
+            {
+                Some(DEFLATE_MAX_RATIO)
+            } else {
+                None
+            };
+            match ratio {
+                Some(1) => {
+                    check_declared(path, &format!("chunked {what} {dims:?}"), total, file_bytes)?
+                }
+                Some(ratio) => check_declared(
+                    path,
+                    &format!(
+                        "deflate-compressed {what} {dims:?} (even at deflate's maximum ratio of \
+                         {ratio}:1)"
+                    ),
+                    total,
+                    file_bytes.saturating_mul(ratio),
+                )?,
+                None => {}
+            }
+            if let Some(chunk) = dataset.chunk_dims() {
+                let mut factors: Vec<u64> = chunk.iter().map(|&d| d as u64).collect();
+                factors.push(stored);
+                let what = format!("one chunk {chunk:?} of {what}");
+                check_memory(path, &what, checked_product(path, &what, &factors)?)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(total)
+}
+
+/// [`check_dataset_storage`] for a movie, and one frame (as f32, plus the
+/// stored values of a non-f32 movie) against the memory budget.
+fn check_dataset_sizes(
+    path: &Path,
+    shown_name: &str,
+    dataset: &H5Dataset,
+    info: &MovieInfo,
+) -> Result<(), IoError> {
+    let stored = info.dtype.size_bytes() as u64;
+    let [frames, height, width] = [info.frames, info.height, info.width].map(|v| v as u64);
+    check_dataset_storage(
+        path,
+        &format!("dataset '{shown_name}'"),
+        dataset,
+        &[frames, height, width],
+        stored,
+    )?;
+    let per_pixel = 4 + if info.dtype == Dtype::F32 { 0 } else { stored };
+    let what = format!("one frame {height}x{width} of dataset '{shown_name}'");
+    check_memory(
+        path,
+        &what,
+        checked_product(path, &what, &[height, width, per_pixel])?,
+    )
 }
 
 /// Typed read buffers, kept between reads; only the one of the movie's
@@ -383,19 +505,52 @@ impl Hdf5MovieWriter {
             .map(|(i, bytes)| (self.flushed_frames + i, bytes))
             .collect();
         let end = self.flushed_frames + self.batch_frames;
-        let hdf5_err = |e: rust_hdf5::Hdf5Error| IoError::Hdf5 {
-            path: path.clone(),
-            action: format!("writing frames {}..{end}", self.flushed_frames),
-            detail: one_line(e),
-        };
-        sink.dataset.write_chunks_batch(&chunks).map_err(hdf5_err)?;
-        sink.dataset
-            .extend(&[end, self.info.height, self.info.width])
-            .map_err(hdf5_err)?;
+        let action = || format!("writing frames {}..{end}", self.flushed_frames);
+        let written = sink.dataset.write_chunks_batch(&chunks).and_then(|()| {
+            sink.dataset
+                .extend(&[end, self.info.height, self.info.width])
+        });
+        if let Err(e) = written {
+            let error = write_error(&path, action(), e);
+            drop(chunks);
+            abandon(self.sink.take());
+            return Err(error);
+        }
         self.flushed_frames = end;
         self.batch.clear();
         self.batch_frames = 0;
         Ok(())
+    }
+}
+
+/// An error of rust-hdf5 while writing `path`: a full disk is said first and
+/// plainly ([`IoError::OutputFull`]), anything else as an HDF5 error.
+fn write_error(path: &Path, action: String, error: rust_hdf5::Hdf5Error) -> IoError {
+    let cause = match &error {
+        rust_hdf5::Hdf5Error::Io(os) => disk_full_cause(os),
+        other => disk_full_cause_in_text(&other.to_string()),
+    };
+    match cause {
+        Some(cause) => IoError::OutputFull {
+            path: path.to_path_buf(),
+            cause,
+        },
+        None => IoError::Hdf5 {
+            path: path.to_path_buf(),
+            action,
+            detail: one_line(error),
+        },
+    }
+}
+
+/// Closes a sink whose writes failed, dropping the (certain) close error:
+/// left to its `Drop`, rust-hdf5 would print its own "file may be incomplete
+/// or corrupt" notice to stderr before the caller could report the real
+/// cause. The temporary file is removed by the writer's guard either way.
+fn abandon(sink: Option<Hdf5Sink>) {
+    if let Some(sink) = sink {
+        drop(sink.dataset);
+        let _ = sink.file.close_no_sync();
     }
 }
 
@@ -445,11 +600,9 @@ impl MovieWriter for Hdf5MovieWriter {
         let path = self.path().to_path_buf();
         if let Some(sink) = self.sink.take() {
             drop(sink.dataset);
-            sink.file.close().map_err(|e| IoError::Hdf5 {
-                path: path.clone(),
-                action: "closing the output file".to_string(),
-                detail: one_line(e),
-            })?;
+            sink.file
+                .close()
+                .map_err(|e| write_error(&path, "closing the output file".to_string(), e))?;
         }
         let this = *self;
         let clipped_values = this.clipped;
@@ -460,5 +613,38 @@ impl MovieWriter for Hdf5MovieWriter {
             clipped_values,
             path,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk is reported first and plainly, whether rust-hdf5 hands
+    /// the OS error over or only its text; other errors stay HDF5 errors.
+    #[test]
+    fn a_full_disk_is_named_before_anything_else() {
+        let path = Path::new("out.h5");
+        let enospc = rust_hdf5::Hdf5Error::Io(std::io::Error::from_raw_os_error(28));
+        let message = write_error(path, "writing frames 0..64".into(), enospc).to_string();
+        assert!(
+            message.starts_with("out.h5: cannot write the output: no space left on device"),
+            "{message}"
+        );
+        assert!(message.contains("nothing was left behind"), "{message}");
+        let wrapped = rust_hdf5::Hdf5Error::InvalidState(
+            "flush failed: No space left on device (os error 28)".into(),
+        );
+        let message = write_error(path, "closing".into(), wrapped).to_string();
+        assert!(
+            message.starts_with("out.h5: cannot write the output: no space left on device"),
+            "{message}"
+        );
+        let other = rust_hdf5::Hdf5Error::InvalidState("something else".into());
+        let message = write_error(path, "closing".into(), other).to_string();
+        assert!(
+            message.starts_with("out.h5: HDF5 error while closing"),
+            "{message}"
+        );
     }
 }

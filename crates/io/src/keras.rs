@@ -18,8 +18,9 @@ use std::path::Path;
 
 use rust_hdf5::{DatatypeMessage, H5File};
 
-use crate::error::{IoError, one_line};
-use crate::hdf5::{describe_datatype, open_hdf5_file};
+use crate::error::{IoError, escape_text, one_line};
+use crate::hdf5::{check_dataset_storage, describe_datatype, open_hdf5_file};
+use crate::limits::{check_memory, checked_product};
 use group_attrs::GroupAttrReader;
 pub use writer::{DEFAULT_KERAS_VERSION, write_keras_model};
 
@@ -97,7 +98,12 @@ pub fn read_keras_model(path: &Path) -> Result<KerasModelFile, IoError> {
                 if root_attrs.is_empty() {
                     "none".to_string()
                 } else {
-                    root_attrs.join(", ")
+                    root_attrs
+                        .iter()
+                        .take(20)
+                        .map(|a| escape_text(a))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             ),
         ));
@@ -170,7 +176,7 @@ pub fn read_keras_model(path: &Path) -> Result<KerasModelFile, IoError> {
 /// order Keras writes `layer_names` in.
 fn layer_names_from_config(path: &Path, model_config: &str) -> Result<Vec<String>, IoError> {
     let config: serde_json::Value = serde_json::from_str(model_config)
-        .map_err(|e| keras_err(path, format!("'model_config' is not JSON: {e}")))?;
+        .map_err(|e| keras_err(path, format!("'model_config' is not JSON: {}", one_line(e))))?;
     let layers = config
         .pointer("/config/layers")
         .and_then(|l| l.as_array())
@@ -215,15 +221,30 @@ fn read_f32_dataset(
     file: &H5File,
     dataset_path: &str,
 ) -> Result<(Vec<usize>, Vec<f32>), IoError> {
+    // Names come from the file's attributes: escaped wherever echoed.
+    let shown = escape_text(dataset_path);
     let read_err = |e: rust_hdf5::Hdf5Error| {
         keras_err(
             path,
-            format!("cannot read weight '{dataset_path}': {}", one_line(e)),
+            format!(
+                "cannot read weight '{shown}': {}",
+                escape_text(&one_line(e))
+            ),
         )
     };
     let dataset = file.dataset(dataset_path).map_err(read_err)?;
     let shape = dataset.shape();
     let datatype = dataset.datatype().map_err(read_err)?;
+    if let DatatypeMessage::FloatingPoint { size, .. } = datatype {
+        // Checked before the read allocates: the declared shape must fit in
+        // the file and, as f32 (plus the stored f64 values), in memory.
+        let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+        let what = format!("weight '{shown}'");
+        check_dataset_storage(path, &what, &dataset, &dims, u64::from(size))?;
+        let mut factors = dims;
+        factors.push(4 + if size == 4 { 0 } else { u64::from(size) });
+        check_memory(path, &what, checked_product(path, &what, &factors)?)?;
+    }
     let data = match datatype {
         DatatypeMessage::FloatingPoint { size: 4, .. } => {
             dataset.read_numeric_as::<f32>().map_err(read_err)?
@@ -238,7 +259,7 @@ fn read_f32_dataset(
             return Err(keras_err(
                 path,
                 format!(
-                    "weight '{dataset_path}' is {}, expected float32",
+                    "weight '{shown}' is {}, expected float32",
                     describe_datatype(other)
                 ),
             ));

@@ -16,11 +16,13 @@ pub mod limits;
 pub mod movie;
 pub mod nifti;
 pub mod npy;
+pub mod output;
 pub mod tiff;
 
 pub use ephys::{
-    ChannelPosition, EphysFormat, EphysInfo, EphysReader, EphysWriter, NewSpikeGlx, RawLayout,
-    create_ephys_like, create_spikeglx, is_ephys_path, neuropixels1_positions, open_ephys,
+    ChannelPosition, EphysFormat, EphysInfo, EphysOptions, EphysReader, EphysWriter, MAX_CHANNELS,
+    NewSpikeGlx, RawLayout, create_ephys_like, create_spikeglx, is_ephys_path,
+    neuropixels1_positions, open_ephys, open_ephys_with,
 };
 pub use error::IoError;
 pub use keras::{

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::IoError;
 
@@ -92,9 +91,11 @@ pub struct MovieInfo {
 }
 
 impl MovieInfo {
-    /// Pixels in one frame.
+    /// Pixels in one frame (saturating: readers check the real product
+    /// with [`crate::limits`] before trusting it, so a hostile header cannot
+    /// make this overflow).
     pub fn frame_len(&self) -> usize {
-        self.height * self.width
+        self.height.saturating_mul(self.width)
     }
 }
 
@@ -241,7 +242,7 @@ pub(crate) fn check_read_request(
             frames: info.frames,
         });
     }
-    crate::error::check_buffer_len(path, count * info.frame_len(), out_len)
+    crate::error::check_buffer_len(path, count.saturating_mul(info.frame_len()), out_len)
 }
 
 /// Fails on the first NaN or infinity in `frames`, naming its frame
@@ -275,7 +276,7 @@ pub(crate) fn check_write_request(
     frames_len: usize,
     count: usize,
 ) -> Result<(), IoError> {
-    let expected = count * info.frame_len();
+    let expected = count.saturating_mul(info.frame_len());
     if frames_len != expected {
         return Err(IoError::BufferSize {
             path: path.to_path_buf(),
@@ -283,10 +284,10 @@ pub(crate) fn check_write_request(
             actual: frames_len,
         });
     }
-    if written + count > info.frames {
+    if written.saturating_add(count) > info.frames {
         return Err(IoError::FrameCount {
             path: path.to_path_buf(),
-            written: written + count,
+            written: written.saturating_add(count),
             expected: info.frames,
         });
     }
@@ -363,86 +364,24 @@ pub(crate) fn convert_output<T: OutputSample>(src: &[f32], dst: &mut [T]) -> u64
 // Atomic output.
 // ---------------------------------------------------------------------------
 
-/// A temporary file next to the final output path. Dropping it removes the
-/// temporary file; [`TempOutput::commit`] renames it onto the final path.
-/// Writers own one, so an error, a panic or an unwinding Ctrl-C never leaves
-/// a half-written file at the final path.
-#[derive(Debug)]
-pub(crate) struct TempOutput {
-    temp_path: PathBuf,
-    final_path: PathBuf,
-    committed: bool,
-}
+/// Writers' temporary outputs: see [`crate::output`].
+pub(crate) use crate::output::AtomicOutput as TempOutput;
 
-impl TempOutput {
-    /// Picks a fresh temporary path `.NAME.tmp-<pid>-<n>` in the directory
-    /// of `final_path`. The file itself is created by the format writer.
-    pub(crate) fn new(final_path: &Path) -> Result<Self, IoError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let file_name = final_path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| IoError::InvalidRequest {
-                path: final_path.to_path_buf(),
-                detail: "output path has no valid file name".to_string(),
-            })?;
-        let dir = match final_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if !dir.is_dir() {
-            return Err(IoError::InvalidRequest {
-                path: final_path.to_path_buf(),
-                detail: format!("output directory {} does not exist", dir.display()),
-            });
-        }
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp_path = dir.join(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
-        Ok(Self {
-            temp_path,
-            final_path: final_path.to_path_buf(),
-            committed: false,
-        })
-    }
-
-    pub(crate) fn temp_path(&self) -> &Path {
-        &self.temp_path
-    }
-
-    pub(crate) fn final_path(&self) -> &Path {
-        &self.final_path
-    }
-
-    /// Renames the (closed, flushed) temporary file onto the final path.
-    pub(crate) fn commit(mut self) -> Result<PathBuf, IoError> {
-        std::fs::rename(&self.temp_path, &self.final_path).map_err(|source| IoError::Os {
-            path: self.final_path.clone(),
-            action: "renaming the finished temporary file onto the output",
-            source,
-        })?;
-        self.committed = true;
-        Ok(self.final_path.clone())
-    }
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if !self.committed {
-            // Nothing useful can be done with an error here: the file may
-            // never have been created.
-            let _ = std::fs::remove_file(&self.temp_path);
-        }
-    }
-}
-
-/// Returns [`IoError::NotFound`] when `path` does not exist, so that the
-/// format readers do not turn a missing file into a confusing format error.
+/// Returns [`IoError::NotFound`] when `path` does not exist, and an error
+/// saying what it is when it is not a regular file (a directory, a FIFO, a
+/// device such as a link to `/dev/zero`), so that the format readers never
+/// block on a pipe, read an endless device, or turn either into a confusing
+/// format error. Symbolic links are followed: a link to a regular file is a
+/// regular file.
 pub(crate) fn require_file(path: &Path) -> Result<(), IoError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(()),
-        Ok(_) => Err(IoError::InvalidRequest {
+        Ok(meta) => Err(IoError::InvalidRequest {
             path: path.to_path_buf(),
-            detail: "is a directory, not a file".to_string(),
+            detail: format!(
+                "{}, not a regular file (a regular file is needed)",
+                describe_file_type(&meta.file_type())
+            ),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(IoError::NotFound {
             path: path.to_path_buf(),
@@ -450,8 +389,33 @@ pub(crate) fn require_file(path: &Path) -> Result<(), IoError> {
         Err(source) => Err(IoError::Os {
             path: path.to_path_buf(),
             action: "opening",
-            source,
+            error: source,
         }),
+    }
+}
+
+/// What a file that is not a regular file is, for [`require_file`].
+fn describe_file_type(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "is a FIFO (named pipe)";
+        }
+        if file_type.is_char_device() {
+            return "is a character device";
+        }
+        if file_type.is_block_device() {
+            return "is a block device";
+        }
+        if file_type.is_socket() {
+            return "is a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "is a directory"
+    } else {
+        "is not a file"
     }
 }
 

@@ -7,7 +7,8 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
-use crate::error::IoError;
+use crate::error::{IoError, escape_text};
+use crate::limits::{check_memory, checked_product};
 use crate::movie::require_file;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -22,26 +23,38 @@ fn npy_err(path: &Path, detail: impl Into<String>) -> IoError {
 /// Reads a little-endian float32, C-order `.npy` file: its shape and values.
 pub fn read_npy_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), IoError> {
     require_file(path)?;
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| IoError::Os {
+    let os_err = |action| {
+        move |source| IoError::Os {
             path: path.to_path_buf(),
-            action: "reading",
-            source,
-        })?;
+            action,
+            error: source,
+        }
+    };
+    let mut file = File::open(path).map_err(os_err("opening"))?;
+    let file_bytes = file
+        .metadata()
+        .map_err(os_err("reading the file size"))?
+        .len();
+    // The whole file is read at once (fixtures are small), so its size, not
+    // a header, sizes the buffer, and it must fit the memory budget.
+    check_memory(path, "the whole .npy file", file_bytes)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(file_bytes).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(os_err("reading"))?;
     let (shape, data_start) = parse_header(path, &bytes)?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| npy_err(path, format!("shape {shape:?} overflows")))?;
+    let factors: Vec<u64> = shape.iter().map(|&d| d as u64).chain([4]).collect();
+    let what = format!("shape {shape:?} of float32");
+    let data_bytes = checked_product(path, &what, &factors)?;
     let payload = &bytes[data_start..];
-    if payload.len() != count * 4 {
+    if payload.len() as u64 != data_bytes {
+        let why = if (payload.len() as u64) < data_bytes {
+            "truncated?"
+        } else {
+            "trailing bytes?"
+        };
         return Err(npy_err(
             path,
             format!(
-                "shape {shape:?} needs {} data bytes, the file has {} (truncated?)",
-                count * 4,
+                "shape {shape:?} needs {data_bytes} data bytes, the file has {} ({why})",
                 payload.len()
             ),
         ));
@@ -73,6 +86,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize), IoErro
         }
         v => return Err(npy_err(path, format!("unsupported format version {v}"))),
     };
+    // `header_len` is at most 4 GiB and `bytes` is in memory: no overflow.
     let header_end = header_start + header_len;
     let header = bytes
         .get(header_start..header_end)
@@ -85,7 +99,10 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize), IoErro
     if descr != "<f4" {
         return Err(npy_err(
             path,
-            format!("dtype '{descr}' is not supported, expected little-endian float32 '<f4'"),
+            format!(
+                "dtype '{}' is not supported, expected little-endian float32 '<f4'",
+                escape_text(descr)
+            ),
         ));
     }
     let fortran = dict_value(header, "fortran_order")
@@ -104,7 +121,7 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, usize), IoErro
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| npy_err(path, format!("bad shape '{shape_text}'")))?;
+        .map_err(|_| npy_err(path, format!("bad shape '{}'", escape_text(shape_text))))?;
     Ok((shape, header_end))
 }
 
@@ -163,7 +180,7 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), I
     let os_err = |source| IoError::Os {
         path: path.to_path_buf(),
         action: "writing",
-        source,
+        error: source,
     };
     let mut out = BufWriter::new(File::create(path).map_err(os_err)?);
     let mut prefix = MAGIC.to_vec();

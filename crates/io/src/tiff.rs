@@ -18,6 +18,7 @@ use tiff::tags::{SampleFormat, Tag};
 use tiff::{ColorType, TiffError};
 
 use crate::error::{IoError, one_line};
+use crate::limits::{check_declared, check_memory, checked_product, memory_budget};
 use crate::movie::{
     Dtype, MovieInfo, MovieReader, MovieWriter, OutputSample, TempOutput, WriteSummary,
     check_finite, check_read_request, check_write_request, convert_output, require_file,
@@ -58,23 +59,31 @@ impl TiffMovieReader {
         let file = File::open(path).map_err(|source| IoError::Os {
             path: path.to_path_buf(),
             action: "opening",
-            source,
+            error: source,
         })?;
+        let file_bytes = file
+            .metadata()
+            .map_err(|error| IoError::Os {
+                path: path.to_path_buf(),
+                action: "reading the file size",
+                error,
+            })?
+            .len();
         let not_tiff = |e: TiffError| IoError::NotTiff {
             path: path.to_path_buf(),
             detail: one_line(e),
         };
         let mut decoder = Decoder::new(BufReader::with_capacity(1 << 16, file))
             .map_err(not_tiff)?
-            .with_limits(Limits::unlimited());
-        let first = page_format(path, &mut decoder, 0)?;
+            .with_limits(decoder_limits(file_bytes));
+        let first = page_format(path, &mut decoder, 0, file_bytes)?;
         let mut pages = 1usize;
         while decoder.more_images() {
             decoder.next_image().map_err(|e| IoError::NotTiff {
                 path: path.to_path_buf(),
                 detail: format!("page {pages} is unreadable: {}", one_line(e)),
             })?;
-            let format = page_format(path, &mut decoder, pages)?;
+            let format = page_format(path, &mut decoder, pages, file_bytes)?;
             if format != first {
                 return Err(IoError::InconsistentPages {
                     path: path.to_path_buf(),
@@ -115,12 +124,92 @@ impl TiffMovieReader {
     }
 }
 
+/// The tiff crate's own limits, as a second line behind [`check_page_sizes`]:
+/// no decoded page or intermediate buffer past the memory budget, and no
+/// directory value (a strip offset list, say) larger than the file itself.
+fn decoder_limits(file_bytes: u64) -> Limits {
+    let budget = usize::try_from(memory_budget()).unwrap_or(usize::MAX);
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = budget;
+    limits.intermediate_buffer_size = budget;
+    limits.ifd_value_size = usize::try_from(file_bytes).unwrap_or(usize::MAX);
+    limits
+}
+
+/// Checks what the current page's directory declares before any pixel is
+/// read: its byte count must be a real number within the memory budget (as
+/// decoded values plus the f32 frame), every strip or tile must lie inside
+/// the file, and an uncompressed page's pixels must fit in its strips.
+fn check_page_sizes(
+    path: &Path,
+    decoder: &mut Decoder<BufReader<File>>,
+    page: usize,
+    format: &PageFormat,
+    file_bytes: u64,
+) -> Result<(), IoError> {
+    let tiff_err = |e: TiffError| IoError::Tiff {
+        path: path.to_path_buf(),
+        action: format!("reading the directory of page {page}"),
+        detail: one_line(e),
+    };
+    let what = format!(
+        "page {page} ({}x{} {})",
+        format.width, format.height, format.dtype
+    );
+    let stored = format.dtype.size_bytes() as u64;
+    let (width, height) = (u64::from(format.width), u64::from(format.height));
+    let page_bytes = checked_product(path, &what, &[width, height, stored])?;
+    let (offsets_tag, counts_tag) = match decoder.find_tag(Tag::TileOffsets).map_err(tiff_err)? {
+        Some(_) => (Tag::TileOffsets, Tag::TileByteCounts),
+        None => (Tag::StripOffsets, Tag::StripByteCounts),
+    };
+    let offsets = decoder
+        .find_tag_unsigned_vec::<u64>(offsets_tag)
+        .map_err(tiff_err)?
+        .unwrap_or_default();
+    let counts = decoder
+        .find_tag_unsigned_vec::<u64>(counts_tag)
+        .map_err(tiff_err)?
+        .unwrap_or_default();
+    let mut stored_total = 0u64;
+    for (index, (&offset, &count)) in offsets.iter().zip(&counts).enumerate() {
+        let end = offset.saturating_add(count);
+        if end > file_bytes {
+            return Err(IoError::TooLarge {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "{what}: strip or tile {index} declares bytes {offset}..{end}, but the file \
+                     holds only {file_bytes} bytes (truncated?)"
+                ),
+            });
+        }
+        stored_total = stored_total.saturating_add(count);
+    }
+    let compression = decoder
+        .find_tag_unsigned::<u16>(Tag::Compression)
+        .map_err(tiff_err)?
+        .unwrap_or(1);
+    if compression == 1 {
+        // Uncompressed: every pixel is stored, so the strips must hold the
+        // whole page (and the file the strips).
+        check_declared(path, &what, page_bytes, stored_total.min(file_bytes))?;
+    }
+    // Decoded values plus the f32 frame they are widened into.
+    check_memory(
+        path,
+        &what,
+        checked_product(path, &what, &[width, height, stored + 4])?,
+    )
+}
+
 /// Size and element type of the current page, or an error if it is not a
-/// single-channel page of a supported type.
+/// single-channel page of a supported type or declares sizes the file or
+/// the memory budget cannot hold.
 fn page_format(
     path: &Path,
     decoder: &mut Decoder<BufReader<File>>,
     page: usize,
+    file_bytes: u64,
 ) -> Result<PageFormat, IoError> {
     let tiff_err = |e: TiffError| IoError::Tiff {
         path: path.to_path_buf(),
@@ -150,11 +239,13 @@ fn page_format(
         found: format!("{colortype:?} with sample format {sample_format:?} on page {page}"),
         supported: "single-channel int16, uint16, float32, uint8, float64",
     })?;
-    Ok(PageFormat {
+    let format = PageFormat {
         width,
         height,
         dtype,
-    })
+    };
+    check_page_sizes(path, decoder, page, &format, file_bytes)?;
+    Ok(format)
 }
 
 impl MovieReader for TiffMovieReader {
@@ -296,7 +387,7 @@ impl<K: TiffKind> TiffMovieWriter<K> {
         let file = File::create(temp.temp_path()).map_err(|source| IoError::Os {
             path: path.to_path_buf(),
             action: "creating the temporary output file",
-            source,
+            error: source,
         })?;
         let file = SharedFile(Arc::new(Mutex::new(BufWriter::with_capacity(
             1 << 20,
@@ -378,7 +469,7 @@ impl<K: TiffKind> MovieWriter for TiffMovieWriter<K> {
         let os_err = |source| IoError::Os {
             path: path.clone(),
             action: "flushing the output file",
-            source,
+            error: source,
         };
         {
             let mut file = self.file.lock().map_err(os_err)?;

@@ -7,8 +7,10 @@
 //! temporary file next to the target, then renamed over it.
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
+
+use deepinterp_io::output::AtomicOutput;
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
@@ -67,29 +69,16 @@ fn write_png_atomically(
     draw: impl FnOnce(&Area<'_>) -> Result<(), MetricsError>,
 ) -> Result<(), MetricsError> {
     ensure_font()?;
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plot".to_owned());
-    let temporary: PathBuf =
-        path.with_file_name(format!(".{file_name}.{}.partial.png", std::process::id()));
-    let result = (|| {
-        let root = BitMapBackend::new(&temporary, size).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        draw(&root)?;
-        root.present().map_err(plot_error)
-    })();
-    let result = result.and_then(|()| {
-        std::fs::rename(&temporary, path).map_err(|source| MetricsError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    });
-    if result.is_err() {
-        // Best effort: the temporary file may not exist if drawing failed early.
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    let io_error = |error: deepinterp_io::IoError| MetricsError::Plot(error.to_string());
+    // Registered as a pending output: removed on error, drop or interruption.
+    let output = AtomicOutput::keeping_extension(path).map_err(io_error)?;
+    let root = BitMapBackend::new(output.temp_path(), size).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    draw(&root)?;
+    root.present().map_err(plot_error)?;
+    drop(root);
+    output.commit().map_err(io_error)?;
+    Ok(())
 }
 
 /// Finite points of a series, as `f64` pairs.

@@ -15,11 +15,23 @@ use crate::{
 const TRACE_FRAMES: usize = 400;
 
 pub fn demo(args: &DemoArgs) -> Result<()> {
+    let created = !args.out.exists();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create the demo folder", args.out.display()))?;
-    if args.ephys {
-        return ephys_demo(args);
+    let result = if args.ephys {
+        ephys_demo(args)
+    } else {
+        movie_demo(args)
+    };
+    if result.is_err() && created {
+        // A demo that failed (a size too small for the network, an interruption of a step)
+        // leaves nothing behind when it made the folder itself.
+        let _ = std::fs::remove_dir_all(&args.out);
     }
+    result
+}
+
+fn movie_demo(args: &DemoArgs) -> Result<()> {
     let path = |name: &str| args.out.join(name);
     let (noisy, clean) = (path("noisy.h5"), path("clean.h5"));
     let (model, denoised) = (path("model.dimodel"), path("denoised.h5"));
@@ -189,6 +201,8 @@ fn default_train_args(
         validation_samples: None,
         stats_frames: None,
         resume: false,
+        // The demo owns its folder: a second demo replaces the first one's model.
+        overwrite: true,
         config: None,
         seed: Some(seed),
     }

@@ -9,6 +9,7 @@ use deepinterp::sampling::Window;
 use deepinterp::volume::{VolumeDenoiseSettings, VolumeMode, denoise_volumes};
 use deepinterp_io::WriteSummary;
 use deepinterp_io::nifti::{NiftiDtype, create_volume_like, is_nifti_path, open_volume};
+use deepinterp_io::output::OutputGuard;
 
 use crate::backend::Infer;
 use crate::commands::simulate::clipped_note;
@@ -17,6 +18,16 @@ use crate::recording::{Recording, modality_of};
 use crate::{DenoiseArgs, DtypeArg, EdgesArg, ModeArg};
 
 pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
+    // Replacing the raw recording (or the model) by the denoised output would lose it for good.
+    let mut guard = OutputGuard::new();
+    guard
+        .recording("the input recording", &args.input)
+        .input("the model", &args.model)
+        .output("the denoised recording", &args.output);
+    for sidecar in deepinterp_io::output::ephys_sidecars(&args.output) {
+        guard.output("the denoised recording's header", &sidecar);
+    }
+    guard.check()?;
     let device = Default::default();
     let keras_window = match (
         args.window.pre_frames,
@@ -34,9 +45,11 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
         && model.spec.window != window
     {
         anyhow::bail!(
-            "{}: the model was trained with window {:?}; --pre/--post/--omitted-frames apply to Keras models only",
+            "{}: the model was trained with window {}/{}/{} (pre/post/omitted frames); --pre/--post/--omitted-frames apply to Keras models only",
             args.model.display(),
-            model.spec.window
+            model.spec.window.pre_frames,
+            model.spec.window.post_frames,
+            model.spec.window.omitted_frames
         );
     }
     let modality = modality_of(&args.input);
@@ -50,18 +63,14 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
             model.spec.architecture
         );
     }
-    // Replacing the raw recording by its denoised version would lose the raw data for good.
-    if let (Ok(input), Ok(output)) = (args.input.canonicalize(), args.output.canonicalize())
-        && input == output
-    {
-        anyhow::bail!(
-            "{}: refusing to overwrite the input recording with its denoised version; choose another -o",
-            args.output.display()
-        );
-    }
     let Some(planar) = model.network.planar() else {
         return denoise_run(args, &model, &device);
     };
+    anyhow::ensure!(
+        args.mode == ModeArg::Fast,
+        "{}: --mode parity applies to fMRI runs only; frame recordings are denoised one network pass per frame",
+        args.input.display()
+    );
     let row_multiple = planar.size_multiple()[0];
     let mut recording = Recording::open(&args.input, &args.raw, row_multiple)?;
     let settings = DenoiseSettings {

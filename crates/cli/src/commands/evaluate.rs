@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use deepinterp::model::Modality;
-use deepinterp_io::ephys::{EphysReader, open_ephys};
+use deepinterp_io::ephys::{EphysReader, open_ephys_with};
 use deepinterp_io::nifti::{VolumeInfo, VolumeReader, open_volume};
+use deepinterp_io::output::{OutputGuard, write_file_atomically};
 use deepinterp_io::{MovieReader, open_movie};
 use deepinterp_metrics::fmri::{BrainThreshold, FmriEvalSettings, FmriEvaluator, FmriReport};
 use deepinterp_metrics::{
@@ -26,6 +27,24 @@ const CHUNK_FRAMES: usize = 64;
 const CHUNK_SAMPLES: usize = 8192;
 
 pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
+    if let Some(report) = &args.report {
+        let mut guard = OutputGuard::new();
+        guard
+            .recording("the noisy recording", &args.noisy)
+            .recording("the denoised recording", &args.denoised);
+        if let Some(clean) = &args.clean {
+            guard.recording("the clean recording", clean);
+        }
+        let spikes = args
+            .spikes
+            .clone()
+            .unwrap_or_else(|| args.noisy.with_extension("spikes.csv"));
+        guard
+            .input("the spike table", &spikes)
+            .input("the unit table", &units_table_for(&spikes))
+            .output("the report", report)
+            .check()?;
+    }
     match modality_of(&args.noisy) {
         Modality::TwoPhoton => evaluate_movie(args).map(|_| ()),
         Modality::Ephys => evaluate_ephys(args).map(|_| ()),
@@ -35,7 +54,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<()> {
 
 fn write_report(args: &EvaluateArgs, json: &str) -> Result<()> {
     if let Some(path) = &args.report {
-        deepinterp::model::file::write_atomically(path, json.as_bytes())?;
+        write_file_atomically(path, json.as_bytes())?;
     }
     if args.json {
         println!("{json}");
@@ -197,7 +216,7 @@ struct Scaled {
 
 impl Scaled {
     fn open(path: &Path, args: &EvaluateArgs, fallback: Option<&[f32]>) -> Result<Self> {
-        let reader = open_ephys(path, args.raw.layout())?;
+        let reader = open_ephys_with(path, &args.raw.ephys_options())?;
         let channels = reader.info().neural_channels.len();
         let microvolts_per_bit = match (&reader.info().microvolts_per_bit, fallback) {
             (Some(gains), _) => gains.iter().map(|&g| g as f32).collect(),
@@ -221,6 +240,11 @@ impl Scaled {
     }
 }
 
+/// The unit table that goes with a spike table (`x.spikes.csv` → `x.units.csv`).
+fn units_table_for(spikes: &Path) -> PathBuf {
+    PathBuf::from(spikes.to_string_lossy().replace("spikes.csv", "units.csv"))
+}
+
 /// The simulator's ground truth beside the noisy file, or the `--spikes` file, with the unit
 /// table beside it.
 fn ground_truth(args: &EvaluateArgs) -> Result<Option<(Vec<GroundTruthSpike>, Vec<UnitChannels>)>> {
@@ -234,11 +258,7 @@ fn ground_truth(args: &EvaluateArgs) -> Result<Option<(Vec<GroundTruthSpike>, Ve
             beside
         }
     };
-    let units_path = PathBuf::from(
-        spikes_path
-            .to_string_lossy()
-            .replace("spikes.csv", "units.csv"),
-    );
+    let units_path = units_table_for(&spikes_path);
     let text = std::fs::read_to_string(&spikes_path)
         .with_context(|| format!("{}: cannot read spike times", spikes_path.display()))?;
     let mut spikes = Vec::new();

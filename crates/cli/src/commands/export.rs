@@ -5,11 +5,16 @@
 
 use anyhow::Result;
 use deepinterp::model::{export_keras, load_model};
+use deepinterp_io::output::OutputGuard;
 
 use crate::backend::Infer;
 use crate::{ExportArgs, ExportFormat};
 
 pub fn export(args: &ExportArgs) -> Result<()> {
+    OutputGuard::new()
+        .input("the model", &args.model)
+        .output("the exported model", &args.output)
+        .check()?;
     let model = load_model::<Infer>(&args.model, None, &Default::default())?;
     match args.format {
         ExportFormat::Keras => export_keras(&model, &args.output)?,

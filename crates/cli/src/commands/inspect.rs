@@ -19,7 +19,7 @@ use deepinterp::model::{
 use deepinterp::sampling::Window;
 use deepinterp::volume::{VolumeBlock, fast_kept};
 use deepinterp_io::IoError;
-use deepinterp_io::ephys::open_ephys;
+use deepinterp_io::ephys::open_ephys_with;
 use deepinterp_io::nifti::open_volume;
 use deepinterp_io::open_movie;
 use serde::Serialize;
@@ -255,7 +255,7 @@ fn identify(path: &Path, args: &InspectArgs) -> Result<Inspection> {
             Err(error) => return Err(error.into()),
         },
         Modality::Ephys => {
-            let mut reader = open_ephys(path, args.raw.layout())?;
+            let mut reader = open_ephys_with(path, &args.raw.ephys_options())?;
             let info = reader.info().clone();
             // As for movies: the last sample is read to catch a file cut short.
             if info.samples > 0 {

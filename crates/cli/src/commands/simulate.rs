@@ -1,10 +1,13 @@
 //! `deepinterp simulate 2p|ephys|fmri`: a ground-truth recording, streamed to disk in chunks.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use deepinterp_io::ephys::{NewSpikeGlx, create_spikeglx, neuropixels1_positions};
+use deepinterp_io::limits;
 use deepinterp_io::nifti::{NewVolume, NiftiDtype, create_volume, is_nifti_path};
+use deepinterp_io::output::{OutputGuard, ephys_sidecars, write_file_atomically};
 use deepinterp_io::{Dtype, MovieInfo, create_movie};
 use deepinterp_sim::{
     EphysConfig, EphysSimulator, FmriConfig, FmriSimulator, TwoPhotonConfig, TwoPhotonSimulator,
@@ -17,6 +20,13 @@ use crate::{Simulate2pArgs, SimulateEphysArgs, SimulateFmriArgs};
 const CHUNK_FRAMES: usize = 64;
 
 pub fn simulate_2p(args: &Simulate2pArgs) -> Result<()> {
+    let truth_path = args.output.with_extension("truth.json");
+    OutputGuard::new()
+        .output("the noisy movie", &args.output)
+        .output("the clean movie", &args.clean)
+        .output("the ground-truth neuron list", &truth_path)
+        .check()?;
+    let plane = checked_plane(args)?;
     let mut config = TwoPhotonConfig {
         frames: args.frames,
         height: args.height,
@@ -29,6 +39,13 @@ pub fn simulate_2p(args: &Simulate2pArgs) -> Result<()> {
         config.photons_per_unit = photons;
     }
     if let Some(neurons) = args.neurons {
+        // Footprints span several pixels: more neurons than pixels cannot be a real field.
+        anyhow::ensure!(
+            neurons <= plane,
+            "--neurons {neurons} is more than the {plane} pixels of a {}x{} frame",
+            args.height,
+            args.width
+        );
         config.neurons = neurons;
     } else {
         config.neurons = TwoPhotonConfig::neurons_for_area(args.height, args.width);
@@ -42,7 +59,6 @@ pub fn simulate_2p(args: &Simulate2pArgs) -> Result<()> {
     };
     let mut noisy_writer = create_movie(&args.output, &info(args.dtype.into()))?;
     let mut clean_writer = create_movie(&args.clean, &info(Dtype::F32))?;
-    let plane = args.height * args.width;
     let mut clean = vec![0f32; CHUNK_FRAMES * plane];
     let mut noisy = vec![0f32; CHUNK_FRAMES * plane];
     let bar = progress::bar(args.frames as u64, "simulate", "frames");
@@ -67,9 +83,8 @@ pub fn simulate_2p(args: &Simulate2pArgs) -> Result<()> {
     let noisy_summary = noisy_writer.finish()?;
     clean_writer.finish()?;
     bar.finish_and_clear();
-    let truth_path = args.output.with_extension("truth.json");
     let truth = serde_json::to_vec_pretty(&simulator.ground_truth())?;
-    deepinterp::model::file::write_atomically(&truth_path, &truth)?;
+    write_file_atomically(&truth_path, &truth)?;
     eprintln!(
         "wrote {} ({} frames {}x{}, {}), {} and {}{}",
         args.output.display(),
@@ -82,6 +97,21 @@ pub fn simulate_2p(args: &Simulate2pArgs) -> Result<()> {
         clipped_note(noisy_summary.clipped_values)
     );
     Ok(())
+}
+
+/// Pixels per frame, checked against the memory the render buffers take.
+fn checked_plane(args: &Simulate2pArgs) -> Result<usize> {
+    let flag = Path::new("--height x --width");
+    let (height, width) = (args.height as u64, args.width as u64);
+    let plane = limits::checked_product(flag, "a frame", &[height, width])?;
+    // Two render buffers of CHUNK_FRAMES float32 frames, plus the simulator's own images.
+    let bytes = limits::checked_product(
+        flag,
+        "the render buffers",
+        &[plane, 4, 2 * CHUNK_FRAMES as u64 + 8],
+    )?;
+    limits::check_memory(flag, "the render buffers", bytes)?;
+    Ok(plane as usize)
 }
 
 impl Simulate2pArgs {
@@ -106,6 +136,23 @@ const CHUNK_SAMPLES: usize = 3000;
 const NP1_MICROVOLTS_PER_BIT: f64 = 1e6 * 0.6 / 512.0 / 500.0;
 
 pub fn simulate_ephys(args: &SimulateEphysArgs) -> Result<()> {
+    let spikes_path = args.output.with_extension("spikes.csv");
+    let units_path = args.output.with_extension("units.csv");
+    let mut guard = OutputGuard::new();
+    guard
+        .output("the noisy recording", &args.output)
+        .output("the clean recording", &args.clean);
+    for sidecar in ephys_sidecars(&args.output) {
+        guard.output("the noisy recording's header", &sidecar);
+    }
+    for sidecar in ephys_sidecars(&args.clean) {
+        guard.output("the clean recording's header", &sidecar);
+    }
+    guard
+        .output("the ground-truth spike table", &spikes_path)
+        .output("the ground-truth unit table", &units_path)
+        .check()?;
+    check_ephys_size(args)?;
     let positions = neuropixels1_positions(args.channels);
     let config = EphysConfig {
         duration_s: args.duration,
@@ -154,14 +201,12 @@ pub fn simulate_ephys(args: &SimulateEphysArgs) -> Result<()> {
     let noisy_summary = noisy_writer.finish()?;
     clean_writer.finish()?;
     bar.finish_and_clear();
-    let spikes_path = args.output.with_extension("spikes.csv");
-    let units_path = args.output.with_extension("units.csv");
     let spikes = simulator.spikes();
     let mut csv = String::from("sample,unit\n");
     for spike in &spikes {
         let _ = writeln!(csv, "{},{}", spike.sample, spike.unit);
     }
-    deepinterp::model::file::write_atomically(&spikes_path, csv.as_bytes())?;
+    write_file_atomically(&spikes_path, csv.as_bytes())?;
     let mut csv = String::from("unit,peak_channel,x_um,y_um,z_um,amplitude_uv,rate_hz,channels\n");
     for (index, unit) in simulator.units().iter().enumerate() {
         let channels: Vec<String> = unit.channels.iter().map(usize::to_string).collect();
@@ -177,7 +222,7 @@ pub fn simulate_ephys(args: &SimulateEphysArgs) -> Result<()> {
             channels.join(" ")
         );
     }
-    deepinterp::model::file::write_atomically(&units_path, csv.as_bytes())?;
+    write_file_atomically(&units_path, csv.as_bytes())?;
     eprintln!(
         "wrote {} ({samples} samples x {channels} channels + sync, {:.1} s at {} Hz, noise {} µV RMS, int16 at {NP1_MICROVOLTS_PER_BIT} µV/bit), {}, {} ({} spikes) and {} ({} units){}",
         args.output.display(),
@@ -194,6 +239,37 @@ pub fn simulate_ephys(args: &SimulateEphysArgs) -> Result<()> {
     Ok(())
 }
 
+/// Highest firing rate the simulator draws, Hz (spike trains are drawn up front).
+const MAX_FIRING_RATE_HZ: f64 = 20.0;
+
+/// Checks what a simulated recording's length and channel count make the simulator hold: every
+/// spike of every unit (drawn up front) and the render buffers.
+fn check_ephys_size(args: &SimulateEphysArgs) -> Result<()> {
+    let flag = Path::new("--duration");
+    let samples = args.duration * args.sample_rate;
+    anyhow::ensure!(
+        (1.0..1e15).contains(&samples),
+        "--duration {} s at {} Hz is {samples} samples: not a recording this simulator can write",
+        args.duration,
+        args.sample_rate
+    );
+    let units = args.units.unwrap_or(args.channels.div_ceil(4)) as f64;
+    // A ground-truth spike takes 16 bytes, and the list is copied once when written out.
+    let spike_bytes = units * MAX_FIRING_RATE_HZ * args.duration * 48.0;
+    limits::check_memory(
+        flag,
+        "the ground-truth spike trains",
+        spike_bytes.min(u64::MAX as f64) as u64,
+    )?;
+    let buffers = limits::checked_product(
+        Path::new("--channels"),
+        "the render buffers",
+        &[args.channels as u64, CHUNK_SAMPLES as u64, 4, 4],
+    )?;
+    limits::check_memory(Path::new("--channels"), "the render buffers", buffers)?;
+    Ok(())
+}
+
 /// Volumes rendered and written per chunk.
 const CHUNK_VOLUMES: usize = 8;
 
@@ -205,7 +281,20 @@ pub fn simulate_fmri(args: &SimulateFmriArgs) -> Result<()> {
             path.display()
         );
     }
+    OutputGuard::new()
+        .output("the noisy run", &args.output)
+        .output("the clean run", &args.clean)
+        .check()?;
     let [x, y, z, frames] = args.shape;
+    let shape_flag = Path::new("--shape");
+    let voxels = limits::checked_product(shape_flag, "a volume", &[x as u64, y as u64, z as u64])?;
+    // The simulator holds its anatomy maps and a chunk of volumes in float32.
+    let bytes = limits::checked_product(
+        shape_flag,
+        "the simulator's volumes",
+        &[voxels, 4, 4 * CHUNK_VOLUMES as u64 + 16],
+    )?;
+    limits::check_memory(shape_flag, "the simulator's volumes", bytes)?;
     let config = FmriConfig {
         repetition_time_s: args.tr,
         tsnr: args.tsnr,

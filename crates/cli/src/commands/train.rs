@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use deepinterp::model::file::{write_atomically, write_model};
+use deepinterp::model::file::write_model;
 use deepinterp::model::{
     Modality, Model, ModelSpec, Network, NetworkConfig, NormalizationPolicy, StatsRegion,
     TrainingSummary, architecture_config, load_model,
@@ -17,6 +17,7 @@ use deepinterp::training::{
 };
 use deepinterp::volume::VolumeBlock;
 use deepinterp_io::nifti::open_volume;
+use deepinterp_io::output::{OutputGuard, write_file_atomically};
 use serde::Deserialize;
 
 use crate::backend::{Infer, Train};
@@ -138,7 +139,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         modality.name()
     );
     let settings = settings_from(args, &file, modality, window);
-    run(args, &arch, modality, network_config, settings, None)
+    run(args, None, &arch, modality, network_config, settings, None)
 }
 
 /// Settings from flags, then the TOML file, then the modality's defaults.
@@ -292,6 +293,7 @@ pub fn finetune(args: &FinetuneArgs) -> Result<()> {
     };
     run(
         train_args,
+        Some(&args.model),
         &base.spec.architecture,
         modality,
         base.spec.network,
@@ -316,8 +318,100 @@ struct Start {
     source: String,
 }
 
-fn checkpoint_path(model: &Path) -> PathBuf {
-    sibling(model, "checkpoint")
+/// The files a training run writes: the model, and beside it the checkpoint of the last epoch,
+/// the best model so far of an unfinished run, and the loss history (CSV and PNG).
+struct ModelOutputs {
+    model: PathBuf,
+    checkpoint: PathBuf,
+    unfinished: PathBuf,
+    loss_csv: PathBuf,
+    loss_png: PathBuf,
+}
+
+impl ModelOutputs {
+    fn new(model: &Path) -> Self {
+        Self {
+            model: model.to_path_buf(),
+            checkpoint: sibling(model, "checkpoint"),
+            unfinished: sibling(model, "unfinished"),
+            loss_csv: sibling(model, "loss.csv"),
+            loss_png: sibling(model, "loss.png"),
+        }
+    }
+
+    /// Refuses outputs over the run's inputs (recordings with their sidecars, validation
+    /// recordings, the config file, a base model), and a model or an unfinished run already
+    /// at the output unless the user said what to do with it.
+    fn claim(&self, args: &TrainArgs, base_model: Option<&Path>) -> Result<()> {
+        let mut guard = OutputGuard::new();
+        for input in &args.inputs {
+            guard.recording("the training recording", input);
+        }
+        for input in &args.validation {
+            guard.recording("the validation recording", input);
+        }
+        if let Some(config) = &args.config {
+            guard.input("the config file", config);
+        }
+        if let Some(base) = base_model {
+            guard.input("the base model", base);
+        }
+        guard
+            .output("the model", &self.model)
+            .output("the model's checkpoint", &self.checkpoint)
+            .output("the unfinished model", &self.unfinished)
+            .output("the loss history", &self.loss_csv)
+            .output("the loss plot", &self.loss_png)
+            .check()?;
+        if args.resume || args.overwrite {
+            anyhow::ensure!(
+                !(args.resume && self.model.exists() && !self.checkpoint.exists()),
+                "{}: a finished model with no checkpoint to resume; --overwrite trains a new one in its place",
+                self.model.display()
+            );
+            return Ok(());
+        }
+        anyhow::ensure!(
+            !self.checkpoint.exists(),
+            "{}: an unfinished run's checkpoint is here; --resume continues it, --overwrite starts afresh",
+            self.checkpoint.display()
+        );
+        anyhow::ensure!(
+            !self.model.exists(),
+            "{}: a model is already here; --overwrite replaces it once the new one is trained, or choose another -o",
+            self.model.display()
+        );
+        Ok(())
+    }
+
+    /// Removes the checkpoint and unfinished model of an earlier run (with --overwrite).
+    fn forget_unfinished_run(&self) -> Result<()> {
+        for path in [&self.checkpoint, &self.unfinished] {
+            match std::fs::remove_file(path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(error)
+                        .with_context(|| format!("{}: cannot remove", path.display()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the run's best model in place: until now it was the unfinished model, and the
+    /// file at the output path (if any) was left as it was. A resumed run that never beat the
+    /// model it resumed leaves that model.
+    fn finish(&self) -> Result<()> {
+        if self.unfinished.exists() {
+            std::fs::rename(&self.unfinished, &self.model).with_context(|| {
+                format!(
+                    "{}: cannot move the trained model into place",
+                    self.model.display()
+                )
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// `model.ext` → `model.ext.<suffix>`, next to the model.
@@ -330,6 +424,7 @@ pub fn sibling(model: &Path, suffix: &str) -> PathBuf {
 
 fn run(
     args: &TrainArgs,
+    base_model: Option<&Path>,
     arch: &str,
     modality: Modality,
     network_config: NetworkConfig,
@@ -338,21 +433,11 @@ fn run(
 ) -> Result<()> {
     let device = Default::default();
     <Train as burn::tensor::backend::Backend>::seed(&device, settings.seed);
+    let outputs = ModelOutputs::new(&args.output);
+    outputs.claim(args, base_model)?;
     let (data, frame_size, mut block) = open_training_data(args, &network_config, modality)?;
     if let Some(start) = &start {
         block = start.block.or(block);
-    }
-    if let Ok(output) = args.output.canonicalize()
-        && args
-            .inputs
-            .iter()
-            .chain(&args.validation)
-            .any(|input| input.canonicalize().is_ok_and(|input| input == output))
-    {
-        anyhow::bail!(
-            "{}: refusing to overwrite a training recording with the model; choose another -o",
-            args.output.display()
-        );
     }
     let (network, source) = match start {
         Some(start) => (start.network, start.source),
@@ -361,10 +446,9 @@ fn run(
             "deepinterp train".to_string(),
         ),
     };
-    let checkpoint = checkpoint_path(&args.output);
-    if checkpoint.exists() && !args.resume {
-        std::fs::remove_file(&checkpoint)
-            .with_context(|| format!("{}: cannot remove old checkpoint", checkpoint.display()))?;
+    let checkpoint = outputs.checkpoint.clone();
+    if args.overwrite {
+        outputs.forget_unfinished_run()?;
     }
     if args.resume && !checkpoint.exists() {
         eprintln!(
@@ -372,6 +456,10 @@ fn run(
             checkpoint.display()
         );
     }
+    crate::interrupt::set_hint(format!(
+        "the last epoch's checkpoint is kept: run the same command with --resume to continue ({})",
+        checkpoint.display()
+    ));
     let mut summary = TrainingSummary {
         inputs: args
             .inputs
@@ -403,7 +491,7 @@ fn run(
         source,
     };
     let bar = progress::bar(settings.steps as u64, "train", "steps");
-    let csv_path = sibling(&args.output, "loss.csv");
+    let csv_path = outputs.loss_csv.clone();
     let mut history: Vec<EpochReport> = Vec::new();
     let mut initial_loss: Option<f64> = None;
     let mut on_event = |event: TrainEvent<'_, Infer>| -> Result<(), deepinterp::EngineError> {
@@ -427,7 +515,7 @@ fn run(
                         },
                         network: network.clone(),
                     };
-                    write_model(&args.output, &model)?;
+                    write_model(&outputs.unfinished, &model)?;
                 }
                 history = resumed_history.to_vec();
                 let first_step = history.last().map_or(0, |r| r.step);
@@ -476,9 +564,9 @@ fn run(
                         },
                         network: network.clone(),
                     };
-                    write_model(&args.output, &model)?;
+                    write_model(&outputs.unfinished, &model)?;
                 }
-                write_atomically(&csv_path, loss_csv(&history).as_bytes())?;
+                write_file_atomically(&csv_path, loss_csv(&history).as_bytes())?;
                 let line = format!(
                     "epoch {:>3}  step {:>6}  train {:.5}  validation {}  lr {:.2e}{}",
                     report.epoch,
@@ -504,7 +592,8 @@ fn run(
         &mut on_event,
     )?;
     bar.finish_and_clear();
-    let png_path = sibling(&args.output, "loss.png");
+    outputs.finish()?;
+    let png_path = outputs.loss_png.clone();
     let train_points: Vec<(usize, f64)> = outcome
         .history
         .iter()

@@ -37,11 +37,34 @@ pub(crate) fn count_samples(
     let bytes = std::fs::metadata(data_path)
         .map_err(os_error(data_path, "reading the file size"))?
         .len();
-    let row_bytes = (saved_channels * dtype.size_bytes()) as u64;
-    if row_bytes == 0 {
+    if saved_channels == 0 {
         return Err(IoError::Recording {
             path: data_path.to_path_buf(),
             detail: "a recording needs at least one channel".to_string(),
+        });
+    }
+    if saved_channels > super::MAX_CHANNELS {
+        return Err(IoError::TooLarge {
+            path: data_path.to_path_buf(),
+            detail: format!(
+                "{saved_channels} channels per sample is more than any recording has (at most {})",
+                super::MAX_CHANNELS
+            ),
+        });
+    }
+    let row_bytes = crate::limits::checked_product(
+        data_path,
+        "one sample of every channel",
+        &[saved_channels as u64, dtype.size_bytes() as u64],
+    )?;
+    if row_bytes > bytes && bytes > 0 {
+        return Err(IoError::Recording {
+            path: data_path.to_path_buf(),
+            detail: format!(
+                "one sample of {saved_channels} channels × {} bytes needs {row_bytes} bytes, but \
+                 the file holds only {bytes} (wrong channel count?)",
+                dtype.size_bytes()
+            ),
         });
     }
     if bytes % row_bytes != 0 {
@@ -91,6 +114,8 @@ impl InterleavedReader {
     /// Reads samples `[start, start + count)` of all saved channels into the
     /// scratch buffer.
     fn read_rows(&mut self, start: usize, count: usize) -> Result<(), IoError> {
+        // Both bounded by the file's size: `start + count` was checked
+        // against the sample count, itself the file size over `row_bytes`.
         let offset = (start as u64) * (self.row_bytes as u64);
         self.scratch.resize(count * self.row_bytes, 0);
         self.file

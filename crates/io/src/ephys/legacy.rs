@@ -8,8 +8,9 @@
 //! differ only in the channel number; they are read in channel-number order
 //! (`AUX`/`ADC` files are not channels and are left out). Only whole records
 //! count: a trailing partial record (a recording cut off mid-write) is
-//! ignored, and when the channel files hold different numbers of whole
-//! records the recording is as long as the shortest.
+//! ignored. Channel files that hold different numbers of whole records (one
+//! was cut short) are an error naming the short file, unless the caller asks
+//! to cut every channel to the shortest.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -18,13 +19,21 @@ use std::path::{Path, PathBuf};
 use super::{
     EphysFormat, EphysInfo, EphysReader, block_samples, check_read_request, os_error, parent_dir,
 };
-use crate::error::IoError;
+use crate::error::{IoError, escape_text};
 use crate::movie::Dtype;
 
 /// Bytes of a record's timestamp, sample count and recording number.
 const RECORD_PREFIX_BYTES: usize = 8 + 2 + 2;
 /// Bytes of a record's end marker.
 const RECORD_MARKER_BYTES: usize = 10;
+/// The most samples a record can hold: each record stores its sample count
+/// as a u16.
+const MAX_BLOCK_LENGTH: f64 = u16::MAX as f64;
+/// The highest sample rate taken as real (Open Ephys acquires at 30 kHz;
+/// no extracellular system comes near 10 MHz).
+const MAX_SAMPLE_RATE_HZ: f64 = 1e7;
+/// Bytes of the ASCII header the format defines.
+const STANDARD_HEADER_BYTES: f64 = 1024.0;
 
 /// The parts of a channel file name `<prefix>CH<number><suffix>.continuous`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,10 +192,12 @@ fn read_header(path: &Path, file: &mut File) -> Result<ChannelHeader, IoError> {
     let number = |key: &str| -> Result<Option<f64>, IoError> {
         match values.get(key) {
             None => Ok(None),
-            Some(text) => text
-                .parse::<f64>()
-                .map(Some)
-                .map_err(|_| error(format!("header.{key} = '{text}' is not a number"))),
+            Some(text) => text.parse::<f64>().map(Some).map_err(|_| {
+                error(format!(
+                    "header.{key} = '{}' is not a number",
+                    escape_text(text)
+                ))
+            }),
         }
     };
     let sample_rate_hz = number("sampleRate")?.ok_or_else(|| {
@@ -194,22 +205,37 @@ fn read_header(path: &Path, file: &mut File) -> Result<ChannelHeader, IoError> {
             "no header.sampleRate: not an Open Ephys .continuous file (or a truncated one)".into(),
         )
     })?;
-    if !(sample_rate_hz.is_finite() && sample_rate_hz > 0.0) {
+    if !(sample_rate_hz.is_finite() && sample_rate_hz > 0.0 && sample_rate_hz <= MAX_SAMPLE_RATE_HZ)
+    {
         return Err(error(format!(
-            "header.sampleRate = {sample_rate_hz} is not a positive rate"
+            "header.sampleRate = {sample_rate_hz} is not a sample rate (expected a positive \
+             number of Hz up to {MAX_SAMPLE_RATE_HZ})"
         )));
     }
-    let whole = |value: f64, key: &str| -> Result<usize, IoError> {
-        if value.fract() == 0.0 && (1.0..=1e9).contains(&value) {
+    let whole = |value: f64, key: &str, range: std::ops::RangeInclusive<f64>| {
+        if value.fract() == 0.0 && range.contains(&value) {
             Ok(value as usize)
         } else {
             Err(error(format!(
-                "header.{key} = {value} is not a positive whole number"
+                "header.{key} = {value} is not a whole number from {} to {}",
+                range.start(),
+                range.end()
             )))
         }
     };
-    let block_length = whole(number("blockLength")?.unwrap_or(1024.0), "blockLength")?;
-    let header_bytes = whole(number("header_bytes")?.unwrap_or(1024.0), "header_bytes")?;
+    // A record stores its sample count as a u16, so a block can be no longer.
+    let block_length = whole(
+        number("blockLength")?.unwrap_or(1024.0),
+        "blockLength",
+        1.0..=MAX_BLOCK_LENGTH,
+    )?;
+    // The header is the ASCII text read above; the data cannot start inside
+    // it. (Its end is checked against each file's size on open.)
+    let header_bytes = whole(
+        number("header_bytes")?.unwrap_or(STANDARD_HEADER_BYTES),
+        "header_bytes",
+        STANDARD_HEADER_BYTES..=1e9,
+    )?;
     let microvolts_per_bit = number("bitVolts")?.filter(|v| v.is_finite() && *v > 0.0);
     Ok(ChannelHeader {
         header_bytes,
@@ -239,8 +265,27 @@ pub(crate) struct LegacyReader {
 }
 
 impl LegacyReader {
-    pub(crate) fn open(opened_as: &Path, files: &[PathBuf]) -> Result<Self, IoError> {
+    /// Opens the channel files `files` (in channel order). Files holding
+    /// different numbers of whole records are an error naming the short
+    /// one, unless `cut_to_shortest`.
+    pub(crate) fn open(
+        opened_as: &Path,
+        files: &[PathBuf],
+        cut_to_shortest: bool,
+    ) -> Result<Self, IoError> {
+        if files.len() > super::MAX_CHANNELS {
+            return Err(IoError::TooLarge {
+                path: opened_as.to_path_buf(),
+                detail: format!(
+                    "{} channel files is more channels than any recording has (at most {})",
+                    files.len(),
+                    super::MAX_CHANNELS
+                ),
+            });
+        }
         let mut channels = Vec::with_capacity(files.len());
+        // Whole records in each file, in file order.
+        let mut file_records: Vec<u64> = Vec::with_capacity(files.len());
         let mut first_header: Option<ChannelHeader> = None;
         let mut microvolts_per_bit = Some(Vec::with_capacity(files.len()));
         let mut records = u64::MAX;
@@ -279,7 +324,9 @@ impl LegacyReader {
                     ),
                 });
             }
-            records = records.min((size - header_bytes) / record_bytes);
+            let whole_records = (size - header_bytes) / record_bytes;
+            records = records.min(whole_records);
+            file_records.push(whole_records);
             microvolts_per_bit = microvolts_per_bit.and_then(|mut list: Vec<f64>| {
                 list.push(header.microvolts_per_bit?);
                 Some(list)
@@ -297,6 +344,22 @@ impl LegacyReader {
                 detail: "no channel files".to_string(),
             });
         };
+        let longest = file_records.iter().copied().max().unwrap_or(0);
+        if records != longest && !cut_to_shortest {
+            let short = file_records.iter().position(|&r| r == records).unwrap_or(0);
+            let short_files = file_records.iter().filter(|&&r| r == records).count();
+            return Err(IoError::Recording {
+                path: channels[short].path.clone(),
+                detail: format!(
+                    "holds {records} whole records of {} samples, but {} of the {} channel \
+                     files hold up to {longest} (truncated?); a recording's channels must be \
+                     equally long (ask to cut every channel to the shortest to read it anyway)",
+                    header.block_length,
+                    file_records.len() - short_files,
+                    file_records.len()
+                ),
+            });
+        }
         let samples = usize::try_from(records)
             .ok()
             .and_then(|r| r.checked_mul(header.block_length))

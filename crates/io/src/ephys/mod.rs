@@ -111,6 +111,25 @@ pub struct RawLayout {
     pub dtype: Dtype,
 }
 
+/// The most channels a recording may have (per sample, all saved channels
+/// together). Far above any real acquisition system (a Neuropixels 2.0
+/// quad-base probe saves 1537; big Open Ephys rigs a few thousand), far
+/// below what makes a byte count overflow: a header or flag asking for more
+/// is refused before anything is sized from it.
+pub const MAX_CHANNELS: usize = 1 << 16;
+
+/// How to open a recording: [`open_ephys_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EphysOptions {
+    /// The layout of a headerless raw file (also checked against a header,
+    /// when there is one): see [`open_ephys`].
+    pub raw: Option<RawLayout>,
+    /// Open Ephys legacy: when the channel files hold different numbers of
+    /// whole records (one was cut short), read every channel only as far
+    /// as the shortest instead of refusing the recording.
+    pub cut_to_shortest: bool,
+}
+
 /// Reads samples of one recording.
 pub trait EphysReader: Send {
     fn info(&self) -> &EphysInfo;
@@ -164,7 +183,26 @@ pub trait EphysWriter: Send {
 /// When a header exists and `raw` is also given, the header wins if they
 /// agree (same channel count, saved or neural; sample rates within 0.5%;
 /// same dtype), else it is an error.
+///
+/// Open Ephys legacy channel files that hold different numbers of records
+/// are an error naming the short file; [`open_ephys_with`] can cut every
+/// channel to the shortest instead.
 pub fn open_ephys(path: &Path, raw: Option<RawLayout>) -> Result<Box<dyn EphysReader>, IoError> {
+    open_ephys_with(
+        path,
+        &EphysOptions {
+            raw,
+            cut_to_shortest: false,
+        },
+    )
+}
+
+/// [`open_ephys`] with every option: see [`EphysOptions`].
+pub fn open_ephys_with(
+    path: &Path,
+    options: &EphysOptions,
+) -> Result<Box<dyn EphysReader>, IoError> {
+    let raw = options.raw;
     if let Some(layout) = &raw {
         raw::check_layout(path, layout)?;
     }
@@ -182,12 +220,29 @@ pub fn open_ephys(path: &Path, raw: Option<RawLayout>) -> Result<Box<dyn EphysRe
         }
         Located::SpikeGlx { bin, meta } => Box::new(spikeglx::open(path, &bin, &meta)?),
         Located::OpenEphysBinary(stream) => Box::new(openephys::open(path, &stream)?),
-        Located::OpenEphysLegacy { files } => Box::new(legacy::LegacyReader::open(path, &files)?),
+        Located::OpenEphysLegacy { files } => Box::new(legacy::LegacyReader::open(
+            path,
+            &files,
+            options.cut_to_shortest,
+        )?),
     };
     if let Some(layout) = &raw {
         check_header_agrees(reader.path(), reader.info(), layout)?;
     }
     Ok(reader)
+}
+
+/// The files that hold the recording at `path` (data and header files; every
+/// channel file of a legacy recording), as far as they can be found; empty
+/// when `path` is not a readable recording.
+pub fn recording_files(path: &Path) -> Vec<PathBuf> {
+    match locate(path) {
+        Ok(Located::Raw { file }) => vec![file],
+        Ok(Located::SpikeGlx { bin, meta }) => vec![bin, meta],
+        Ok(Located::OpenEphysBinary(stream)) => vec![stream.oebin, stream.data],
+        Ok(Located::OpenEphysLegacy { files }) => files,
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Is this path something [`open_ephys`] reads (by extension or folder
@@ -308,7 +363,7 @@ fn locate(path: &Path) -> Result<Located, IoError> {
         _ => IoError::Os {
             path: path.to_path_buf(),
             action: "opening",
-            source,
+            error: source,
         },
     })?;
     if metadata.is_dir() {
@@ -446,6 +501,31 @@ pub(crate) fn block_samples(row_bytes: usize) -> usize {
     (BLOCK_BYTES / row_bytes.max(1)).max(1)
 }
 
+/// The most bytes a header file (`.meta`, `structure.oebin`) may have. Real
+/// ones are kilobytes (a few megabytes for the largest channel lists); a
+/// bigger one is not a header, and is refused before it is read into memory.
+pub(crate) const MAX_HEADER_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads a whole header file (`what`: ".meta", "structure.oebin"), refusing
+/// one larger than [`MAX_HEADER_FILE_BYTES`] before reading it.
+pub(crate) fn read_header_file(path: &Path, what: &str) -> Result<Vec<u8>, IoError> {
+    crate::movie::require_file(path)?;
+    let bytes = std::fs::metadata(path)
+        .map_err(os_error(path, "reading the file size"))?
+        .len();
+    if bytes > MAX_HEADER_FILE_BYTES {
+        return Err(IoError::TooLarge {
+            path: path.to_path_buf(),
+            detail: format!(
+                "is {}, too large for a {what} file (at most {})",
+                crate::limits::format_bytes(bytes),
+                crate::limits::format_bytes(MAX_HEADER_FILE_BYTES)
+            ),
+        });
+    }
+    std::fs::read(path).map_err(os_error(path, "reading"))
+}
+
 /// An `std::io::Error` on `path` as an [`IoError`].
 pub(crate) fn os_error(
     path: &Path,
@@ -455,7 +535,7 @@ pub(crate) fn os_error(
     move |source| IoError::Os {
         path,
         action,
-        source,
+        error: source,
     }
 }
 

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::interleaved::{InterleavedReader, count_samples};
-use super::{EphysFormat, EphysInfo, os_error, parent_dir};
-use crate::error::{IoError, one_line};
+use super::{EphysFormat, EphysInfo, parent_dir};
+use crate::error::{IoError, escape_text, one_line};
 use crate::movie::Dtype;
 
 /// The file describing an Open Ephys binary recording.
@@ -52,8 +52,7 @@ impl StreamLocation {
 
 /// Reads and parses a `structure.oebin`.
 pub(crate) fn read_oebin(oebin: &Path) -> Result<Value, IoError> {
-    crate::movie::require_file(oebin)?;
-    let bytes = std::fs::read(oebin).map_err(os_error(oebin, "reading"))?;
+    let bytes = super::read_header_file(oebin, OEBIN_NAME)?;
     let document: Value = serde_json::from_slice(&bytes).map_err(|e| IoError::Recording {
         path: oebin.to_path_buf(),
         detail: format!("not valid JSON: {}", one_line(e)),
@@ -86,14 +85,65 @@ fn folder_name(entry: &Value) -> Option<&str> {
         .map(|name| name.trim_end_matches(['/', '\\']))
 }
 
+/// Checks a path taken from a `structure.oebin` field before it is joined
+/// onto the recording folder: it must stay inside that folder (no absolute
+/// path, drive or `..`), and `single_name` fields must be a bare file name.
+fn relative_inside(
+    oebin: &Path,
+    field: &str,
+    value: &str,
+    single_name: bool,
+) -> Result<PathBuf, IoError> {
+    use std::path::Component;
+    let refuse = |why: &str| IoError::Recording {
+        path: oebin.to_path_buf(),
+        detail: format!(
+            "{field} '{}' {why}: it must name a place inside the recording folder",
+            escape_text(value)
+        ),
+    };
+    if value.is_empty() {
+        return Err(refuse("is empty"));
+    }
+    // The joined path is echoed in later messages, which must not carry
+    // control characters; no real stream folder has any.
+    if value.chars().any(char::is_control) {
+        return Err(refuse("contains control characters"));
+    }
+    // Both separators count, whatever this system uses: a file written on
+    // Windows names its folders with `\`.
+    let relative = PathBuf::from(value.replace('\\', "/"));
+    let mut parts = 0;
+    for component in relative.components() {
+        match component {
+            Component::Normal(_) => parts += 1,
+            Component::CurDir => {}
+            Component::ParentDir => return Err(refuse("contains '..'")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(refuse("is an absolute path"));
+            }
+        }
+    }
+    if parts == 0 {
+        return Err(refuse("names no file or folder"));
+    }
+    if single_name && parts != 1 {
+        return Err(refuse("is not a plain file name"));
+    }
+    Ok(relative)
+}
+
 /// The data file of a stream entry.
 fn data_path(oebin: &Path, entry: &Value) -> Result<PathBuf, IoError> {
     let dir = parent_dir(oebin);
     if let Some(file) = entry.get(DATA_FILE_KEY).and_then(Value::as_str) {
-        return Ok(dir.join(file));
+        return Ok(dir.join(relative_inside(oebin, DATA_FILE_KEY, file, true)?));
     }
     match folder_name(entry) {
-        Some(folder) => Ok(dir.join("continuous").join(folder).join(DATA_FILE_NAME)),
+        Some(folder) => Ok(dir
+            .join("continuous")
+            .join(relative_inside(oebin, "folder_name", folder, false)?)
+            .join(DATA_FILE_NAME)),
         None => Err(IoError::Recording {
             path: oebin.to_path_buf(),
             detail: "a continuous stream has no folder_name".to_string(),
@@ -152,12 +202,18 @@ pub(crate) fn locate_from_data_file(data: &Path) -> Result<Option<StreamLocation
         .iter()
         .position(|entry| folder_name(entry) == Some(stream_folder))
     else {
-        let names: Vec<&str> = list.iter().filter_map(folder_name).collect();
+        let names: Vec<String> = list
+            .iter()
+            .filter_map(folder_name)
+            .take(20)
+            .map(escape_text)
+            .collect();
         return Err(IoError::Recording {
             path: data.to_path_buf(),
             detail: format!(
-                "{} lists no continuous stream with folder_name '{stream_folder}' (streams: {})",
+                "{} lists no continuous stream with folder_name '{}' (streams: {})",
                 oebin.display(),
+                escape_text(stream_folder),
                 names.join(", ")
             ),
         });
@@ -198,7 +254,7 @@ pub(crate) fn info_from_stream(stream: &StreamLocation) -> Result<EphysInfo, IoE
         path: oebin.clone(),
         detail,
     };
-    let stream_name = folder_name(entry).unwrap_or("?").to_string();
+    let stream_name = escape_text(folder_name(entry).unwrap_or("?"));
     let sample_rate_hz = entry
         .get("sample_rate")
         .and_then(Value::as_f64)
@@ -218,12 +274,23 @@ pub(crate) fn info_from_stream(stream: &StreamLocation) -> Result<EphysInfo, IoE
                 "stream '{stream_name}' has no positive num_channels"
             ))
         })?;
+    if saved_channels > super::MAX_CHANNELS {
+        return Err(IoError::TooLarge {
+            path: oebin.clone(),
+            detail: format!(
+                "stream '{stream_name}' has num_channels={saved_channels}, more than any \
+                 recording has (at most {})",
+                super::MAX_CHANNELS
+            ),
+        });
+    }
     let dtype = match entry.get(DTYPE_KEY).and_then(Value::as_str) {
         None | Some("int16") => Dtype::I16,
         Some("float32") => Dtype::F32,
         Some(other) => {
             return Err(error(format!(
-                "stream '{stream_name}': {DTYPE_KEY} '{other}' (expected int16 or float32)"
+                "stream '{stream_name}': {DTYPE_KEY} '{}' (expected int16 or float32)",
+                escape_text(other)
             )));
         }
     };

@@ -13,6 +13,12 @@ use crate::movie::Dtype;
 pub(crate) fn check_layout(path: &Path, layout: &RawLayout) -> Result<(), IoError> {
     let problem = if layout.channels == 0 {
         Some("a raw recording needs at least one channel (--channels)".to_string())
+    } else if layout.channels > super::MAX_CHANNELS {
+        Some(format!(
+            "{} channels (--channels) is more than any recording has (at most {})",
+            layout.channels,
+            super::MAX_CHANNELS
+        ))
     } else if !(layout.sample_rate_hz.is_finite() && layout.sample_rate_hz > 0.0) {
         Some(format!(
             "sample rate {} Hz is not a positive number (--sample-rate)",

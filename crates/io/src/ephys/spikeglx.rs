@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use super::interleaved::{InterleavedReader, count_samples};
 use super::{ChannelPosition, EphysFormat, EphysInfo, os_error};
-use crate::error::IoError;
+use crate::error::{IoError, escape_text};
 use crate::movie::Dtype;
 
 /// The key this crate adds to mark a float32 `.bin`.
@@ -44,8 +44,7 @@ pub(crate) struct Meta {
 
 impl Meta {
     pub(crate) fn read(path: &Path) -> Result<Self, IoError> {
-        crate::movie::require_file(path)?;
-        let bytes = std::fs::read(path).map_err(os_error(path, "reading"))?;
+        let bytes = super::read_header_file(path, ".meta")?;
         let text = String::from_utf8_lossy(&bytes);
         Self::parse(path, &text)
     }
@@ -63,7 +62,7 @@ impl Meta {
                     detail: format!(
                         "line {} is not key=value: '{}' (is this a SpikeGLX .meta file?)",
                         number + 1,
-                        truncate_for_message(line)
+                        escape_text(&truncate_for_message(line))
                     ),
                 });
             };
@@ -149,10 +148,12 @@ impl Meta {
     fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, IoError> {
         match self.get(name) {
             None => Ok(None),
-            Some(text) => text
-                .parse()
-                .map(Some)
-                .map_err(|_| self.error(format!("{name}='{text}' is not a valid number"))),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                self.error(format!(
+                    "{name}='{}' is not a valid number",
+                    escape_text(text)
+                ))
+            }),
         }
     }
 
@@ -170,7 +171,12 @@ impl Meta {
             .map(|part| part.trim().parse::<usize>())
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
-            .map_err(|_| self.error(format!("{name}='{text}' is not a list of counts")))
+            .map_err(|_| {
+                self.error(format!(
+                    "{name}='{}' is not a list of counts",
+                    escape_text(text)
+                ))
+            })
     }
 }
 
@@ -199,13 +205,25 @@ pub(crate) fn info_from_meta(bin: &Path, meta: &Meta) -> Result<EphysInfo, IoErr
     if saved_channels == 0 {
         return Err(meta.error("nSavedChans=0: no channels".to_string()));
     }
+    if saved_channels > super::MAX_CHANNELS {
+        return Err(IoError::TooLarge {
+            path: meta.path().to_path_buf(),
+            detail: format!(
+                "nSavedChans={saved_channels} is more channels than any recording has (at most {})",
+                super::MAX_CHANNELS
+            ),
+        });
+    }
     let sample_rate_hz = sample_rate(meta)?;
     let dtype = match meta.get(DTYPE_KEY) {
         None => Dtype::I16,
         Some("float32") => Dtype::F32,
         Some("int16") => Dtype::I16,
         Some(other) => {
-            return Err(meta.error(format!("{DTYPE_KEY}='{other}' (expected int16 or float32)")));
+            return Err(meta.error(format!(
+                "{DTYPE_KEY}='{}' (expected int16 or float32)",
+                escape_text(other)
+            )));
         }
     };
     let samples = checked_sample_count(bin, meta, saved_channels, dtype)?;
@@ -305,9 +323,10 @@ fn saved_channel_ids(meta: &Meta, saved_channels: usize) -> Result<Vec<usize>, I
         }
         Some(text) => text,
     };
+    let shown = escape_text(text);
     let bad = || {
         meta.error(format!(
-            "snsSaveChanSubset='{text}' is not 'all' or a list of ranges"
+            "snsSaveChanSubset='{shown}' is not 'all' or a list of ranges"
         ))
     };
     let mut ids = Vec::new();
@@ -319,9 +338,9 @@ fn saved_channel_ids(meta: &Meta, saved_channels: usize) -> Result<Vec<usize>, I
         };
         let first: usize = first.parse().map_err(|_| bad())?;
         let last: usize = last.parse().map_err(|_| bad())?;
-        if last < first || ids.len() + (last - first) >= saved_channels {
+        if last < first || ids.len().saturating_add(last - first) >= saved_channels {
             return Err(meta.error(format!(
-                "snsSaveChanSubset='{text}' lists more than nSavedChans={saved_channels} channels \
+                "snsSaveChanSubset='{shown}' lists more than nSavedChans={saved_channels} channels \
                  or a backwards range"
             )));
         }
@@ -329,7 +348,7 @@ fn saved_channel_ids(meta: &Meta, saved_channels: usize) -> Result<Vec<usize>, I
     }
     if ids.len() != saved_channels {
         return Err(meta.error(format!(
-            "snsSaveChanSubset='{text}' lists {} channels, but nSavedChans={saved_channels}",
+            "snsSaveChanSubset='{shown}' lists {} channels, but nSavedChans={saved_channels}",
             ids.len()
         )));
     }
@@ -367,9 +386,10 @@ impl StreamKind {
         };
         match meta.counts(key)? {
             None => Ok(0),
-            Some(counts) if counts.len() == fields => {
-                Ok(non_neural.iter().map(|&i| counts[i]).sum())
-            }
+            Some(counts) if counts.len() == fields => non_neural
+                .iter()
+                .try_fold(0usize, |sum, &i| sum.checked_add(counts[i]))
+                .ok_or_else(|| meta.error(format!("{key} counts are too large to be real"))),
             Some(counts) => Err(meta.error(format!(
                 "{key} has {} counts, expected {fields}",
                 counts.len()
@@ -429,16 +449,37 @@ fn probe_type(meta: &Meta, imro: Option<&ImroTable>) -> i64 {
     }
 }
 
+/// A range, full-scale count or gain read from the meta: it must be a
+/// positive, finite number, or every µV value computed from it would be 0,
+/// infinite or NaN.
+fn positive_field(meta: &Meta, field: &str, value: f64) -> Result<f64, IoError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(meta.error(format!(
+            "{field} is {value}: it must be a positive number (a gain or range of 0 would make \
+             every µV value infinite or NaN)"
+        )))
+    }
+}
+
 /// µV per bit of each neural channel of an imec stream, or `None` when the
-/// meta does not say.
+/// meta does not say. A gain or range the meta does give must be positive.
 fn imec_microvolts_per_bit(meta: &Meta, neural_ids: &[usize]) -> Result<Option<Vec<f64>>, IoError> {
     let imro = meta.get("imroTbl").and_then(parse_imro);
     let probe_type = probe_type(meta, imro.as_ref());
     let np2 = is_np2_probe(probe_type);
-    let range_volts = meta.number::<f64>("imAiRangeMax")?.unwrap_or(0.6);
-    let max_int = meta
-        .number::<f64>("imMaxInt")?
-        .unwrap_or(if np2 { 8192.0 } else { 512.0 });
+    let range_volts = positive_field(
+        meta,
+        "imAiRangeMax",
+        meta.number::<f64>("imAiRangeMax")?.unwrap_or(0.6),
+    )?;
+    let max_int = positive_field(
+        meta,
+        "imMaxInt",
+        meta.number::<f64>("imMaxInt")?
+            .unwrap_or(if np2 { 8192.0 } else { 512.0 }),
+    )?;
     let fixed_ap = meta.number::<f64>("imChan0apGain")?;
     let fixed_lf = meta.number::<f64>("imChan0lfGain")?;
     let saved_counts = meta.counts("snsApLfSy")?.unwrap_or_default();
@@ -470,7 +511,12 @@ fn imec_microvolts_per_bit(meta: &Meta, neural_ids: &[usize]) -> Result<Option<V
         } else {
             (false, id - acquired_ap)
         };
-        let fixed = if is_ap { fixed_ap } else { fixed_lf };
+        let band = if is_ap { "AP" } else { "LF" };
+        let fixed = if is_ap {
+            fixed_ap.map(|g| ("imChan0apGain".to_string(), g))
+        } else {
+            fixed_lf.map(|g| ("imChan0lfGain".to_string(), g))
+        };
         let gain = if let Some(g) = fixed {
             Some(g)
         } else if let Some(table) = per_channel_gains {
@@ -478,15 +524,21 @@ fn imec_microvolts_per_bit(meta: &Meta, neural_ids: &[usize]) -> Result<Option<V
                 .entries
                 .iter()
                 .find(|e| e[0] == index as f64)
-                .map(|e| if is_ap { e[3] } else { e[4] })
+                .map(|e| {
+                    let g = if is_ap { e[3] } else { e[4] };
+                    (format!("the {band} gain of channel {index} in ~imroTbl"), g)
+                })
         } else if np2 && is_ap {
-            Some(80.0)
+            Some(("the NP2.0 AP gain".to_string(), 80.0))
         } else {
             None
         };
         match gain {
-            Some(g) if g.is_finite() && g > 0.0 => gains.push(1e6 * range_volts / max_int / g),
-            _ => return Ok(None),
+            Some((field, g)) => {
+                let g = positive_field(meta, &field, g)?;
+                gains.push(1e6 * range_volts / max_int / g);
+            }
+            None => return Ok(None),
         }
     }
     Ok(Some(gains))
@@ -498,7 +550,12 @@ fn nidq_microvolts_per_bit(meta: &Meta, neural_ids: &[usize]) -> Result<Option<V
     let Some(range_volts) = meta.number::<f64>("niAiRangeMax")? else {
         return Ok(None);
     };
-    let max_int = meta.number::<f64>("niMaxInt")?.unwrap_or(32768.0);
+    let range_volts = positive_field(meta, "niAiRangeMax", range_volts)?;
+    let max_int = positive_field(
+        meta,
+        "niMaxInt",
+        meta.number::<f64>("niMaxInt")?.unwrap_or(32768.0),
+    )?;
     let counts = match meta.counts("acqMnMaXaDw")? {
         Some(c) if c.len() == 4 => c,
         _ => match meta.counts("snsMnMaXaDw")? {
@@ -511,15 +568,18 @@ fn nidq_microvolts_per_bit(meta: &Meta, neural_ids: &[usize]) -> Result<Option<V
     let mut values = Vec::with_capacity(neural_ids.len());
     for &id in neural_ids {
         let gain = if id < counts[0] {
-            mn_gain
-        } else if id < counts[0] + counts[1] {
-            ma_gain
+            mn_gain.map(|g| ("niMNGain", g))
+        } else if id < counts[0].saturating_add(counts[1]) {
+            ma_gain.map(|g| ("niMAGain", g))
         } else {
-            Some(1.0)
+            Some(("the XA gain", 1.0))
         };
         match gain {
-            Some(g) if g.is_finite() && g > 0.0 => values.push(1e6 * range_volts / max_int / g),
-            _ => return Ok(None),
+            Some((field, g)) => {
+                let g = positive_field(meta, field, g)?;
+                values.push(1e6 * range_volts / max_int / g);
+            }
+            None => return Ok(None),
         }
     }
     Ok(Some(values))

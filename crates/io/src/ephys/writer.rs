@@ -171,7 +171,7 @@ impl EphysWriter for InterleavedWriter {
         let file = this.out.into_inner().map_err(|e| IoError::Os {
             path: this.path.clone(),
             action: "flushing the output",
-            source: e.into_error(),
+            error: e.into_error(),
         })?;
         file.sync_all()
             .map_err(os_error(&this.path, "flushing the output"))?;

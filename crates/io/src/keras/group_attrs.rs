@@ -168,7 +168,7 @@ impl GroupAttrReader {
         let header_size = u64::from(u32::from_le_bytes([
             prefix[8], prefix[9], prefix[10], prefix[11],
         ]));
-        let mut blocks = vec![(addr + 16, header_size)];
+        let mut blocks = vec![(addr.saturating_add(16), header_size)];
         let mut messages = Vec::new();
         let mut next = 0;
         while next < blocks.len() {
@@ -270,7 +270,10 @@ impl GroupAttrReader {
         }
         let level = head[5];
         let entries = usize::from(u16::from_le_bytes([head[6], head[7]]));
-        let body = self.read(addr + 8 + 2 * sa as u64, entries * (ss + sa) + ss)?;
+        let body = self.read(
+            addr.saturating_add(8 + 2 * sa as u64),
+            entries * (ss + sa) + ss,
+        )?;
         for i in 0..entries {
             let child_at = i * (ss + sa) + ss;
             let child = read_uint(&body[child_at..child_at + sa]);
@@ -300,7 +303,7 @@ impl GroupAttrReader {
         }
         let symbols = usize::from(u16::from_le_bytes([head[6], head[7]]));
         let entry_size = ss + sa + 24;
-        let body = self.read(addr + 8, symbols * entry_size)?;
+        let body = self.read(addr.saturating_add(8), symbols * entry_size)?;
         for entry in body.chunks_exact(entry_size) {
             let name_offset = read_uint(&entry[..ss]) as usize;
             let entry_name = heap
@@ -319,7 +322,13 @@ impl GroupAttrReader {
         let count = match attr.dataspace.class {
             DataspaceClass::Scalar => 1,
             DataspaceClass::Null => 0,
-            DataspaceClass::Simple => attr.dataspace.dims.iter().product::<u64>() as usize,
+            DataspaceClass::Simple => attr
+                .dataspace
+                .dims
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| format!("attribute '{}' declares too many elements", attr.name))?,
         };
         if count == 0 {
             // h5py writes an empty list as an empty float64 array.
@@ -328,7 +337,9 @@ impl GroupAttrReader {
         match attr.datatype {
             DatatypeMessage::FixedString { size, padding, .. } => {
                 let size = size as usize;
-                if size == 0 || attr.data.len() < count * size {
+                // The element count is checked against the bytes the
+                // attribute holds before anything is sized from it.
+                if size == 0 || count.checked_mul(size).is_none_or(|n| attr.data.len() < n) {
                     return Err(format!("attribute '{}' holds too few bytes", attr.name));
                 }
                 attr.data[..count * size]
@@ -345,7 +356,10 @@ impl GroupAttrReader {
             DatatypeMessage::VarLenString { .. } => {
                 let sa = self.sa();
                 let reference_size = 4 + sa + 4;
-                if attr.data.len() < count * reference_size {
+                if count
+                    .checked_mul(reference_size)
+                    .is_none_or(|n| attr.data.len() < n)
+                {
                     return Err(format!("attribute '{}' holds too few bytes", attr.name));
                 }
                 let references: Vec<(u64, u16)> = attr.data[..count * reference_size]
@@ -404,12 +418,16 @@ impl GroupAttrReader {
             if index == 0 {
                 break; // free space: the rest of the collection
             }
-            let len = read_uint(&collection[pos + 8..pos + 8 + ss]) as usize;
+            let len = usize::try_from(read_uint(&collection[pos + 8..pos + 8 + ss]))
+                .unwrap_or(usize::MAX);
             let start = pos + 8 + ss;
-            let bytes = collection
-                .get(start..start + len)
+            let bytes = start
+                .checked_add(len)
+                .and_then(|end| collection.get(start..end))
                 .ok_or_else(|| format!("global heap object {index} overruns its collection"))?;
             objects.push((index, bytes.to_vec()));
+            // `len` fits in the collection (checked above), so this cannot
+            // overflow.
             pos = start + len.div_ceil(8) * 8;
         }
         Ok(objects)

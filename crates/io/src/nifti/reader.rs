@@ -11,10 +11,15 @@ use super::VolumeInfo;
 use super::header::{Header, read_header, read_up_to};
 use super::samples::decode_values;
 use crate::error::{IoError, check_buffer_len};
+use crate::limits::{check_declared, check_memory, checked_product};
 use crate::movie::{check_finite, require_file};
 
 /// How far past the last volume a `.nii.gz` is decoded to reach its end.
 const TRAILING_BYTES_CHECKED: u64 = 1 << 20;
+/// The most bytes deflate can inflate one compressed byte to (its maximum
+/// ratio is about 1032:1): a `.nii.gz` cannot hold more data than this many
+/// times its own size.
+const DEFLATE_MAX_RATIO: u64 = 1032;
 /// Compressed bytes read from disk per system call.
 const GZIP_READ_BUFFER: usize = 256 << 10;
 
@@ -49,6 +54,14 @@ pub struct VolumeReader {
 pub fn open_volume(path: &Path) -> Result<VolumeReader, IoError> {
     require_file(path)?;
     let mut file = open_file(path)?;
+    let file_bytes = file
+        .metadata()
+        .map_err(|source| IoError::Os {
+            path: path.to_path_buf(),
+            action: "reading the file size",
+            error: source,
+        })?
+        .len();
     let compressed = starts_with_gzip_magic(path, &mut file)?;
     let (header, source) = if compressed {
         let mut stream = gzip_stream(file);
@@ -63,30 +76,52 @@ pub fn open_volume(path: &Path) -> Result<VolumeReader, IoError> {
         (header, Source::Plain(file))
     };
     let info = header.volume_info(path, compressed)?;
-    let volume_bytes = info.volume_len() * info.dtype.size_bytes();
-    if let Source::Plain(file) = &source {
-        let present = file
-            .metadata()
-            .map_err(|source| IoError::Os {
-                path: path.to_path_buf(),
-                action: "reading the file size",
-                source,
-            })?
-            .len();
-        let needed = header.data_offset() + (info.frames * volume_bytes) as u64;
-        if present < needed {
-            let complete = (present - header.data_offset()) / volume_bytes as u64;
-            return Err(IoError::Nifti {
-                path: path.to_path_buf(),
-                detail: format!(
-                    "truncated: {} volumes of {volume_bytes} bytes after the {}-byte header need \
-                     {needed} bytes, but the file has {present} (volume {complete} is incomplete)",
-                    info.frames,
-                    header.data_offset()
-                ),
-            });
-        }
+    let [x, y, z] = info.shape.map(|s| s as u64);
+    let dims = format!("{:?} {}", [x, y, z, info.frames as u64], info.dtype);
+    let volume_bytes_u64 = checked_product(
+        path,
+        &format!("one volume of {dims}"),
+        &[x, y, z, info.dtype.size_bytes() as u64],
+    )?;
+    let data_bytes = checked_product(
+        path,
+        &format!("the image {dims}"),
+        &[volume_bytes_u64, info.frames as u64],
+    )?;
+    let needed = data_bytes
+        .checked_add(header.data_offset())
+        .ok_or_else(|| IoError::TooLarge {
+            path: path.to_path_buf(),
+            detail: format!("the image {dims} is too large to be real"),
+        })?;
+    if compressed {
+        // Checked before any volume is inflated: a small "gzip bomb" cannot
+        // declare more than deflate can produce from its bytes.
+        check_declared(
+            path,
+            &format!("the image {dims} (even at deflate's maximum ratio of {DEFLATE_MAX_RATIO}:1)"),
+            needed,
+            file_bytes.saturating_mul(DEFLATE_MAX_RATIO),
+        )?;
     }
+    if !compressed && file_bytes < needed {
+        let complete = file_bytes.saturating_sub(header.data_offset()) / volume_bytes_u64;
+        return Err(IoError::Nifti {
+            path: path.to_path_buf(),
+            detail: format!(
+                "truncated: {} volumes of {volume_bytes_u64} bytes after the {}-byte header \
+                 need {needed} bytes, but the file has {file_bytes} (volume {complete} is \
+                 incomplete)",
+                info.frames,
+                header.data_offset()
+            ),
+        });
+    }
+    check_memory(path, &format!("one volume of {dims}"), volume_bytes_u64)?;
+    let volume_bytes = usize::try_from(volume_bytes_u64).map_err(|_| IoError::TooLarge {
+        path: path.to_path_buf(),
+        detail: format!("one volume of {dims} does not fit this machine's address space"),
+    })?;
     Ok(VolumeReader {
         info,
         header,
@@ -137,7 +172,7 @@ impl VolumeReader {
             });
         }
         let volume_len = self.info.volume_len();
-        check_buffer_len(&self.info.path, count * volume_len, out.len())?;
+        check_buffer_len(&self.info.path, count.saturating_mul(volume_len), out.len())?;
         for (volume, values) in (start..end).zip(out.chunks_exact_mut(volume_len)) {
             self.load(volume)?;
             decode_values(
@@ -171,7 +206,7 @@ impl VolumeReader {
                     .map_err(|source| IoError::Os {
                         path: path.to_path_buf(),
                         action: "seeking to a volume",
-                        source,
+                        error: source,
                     })?;
                 let got = read_up_to(path, file, &mut self.volume, "a volume")?;
                 if got < volume_bytes {
@@ -293,7 +328,7 @@ fn open_file(path: &Path) -> Result<File, IoError> {
     File::open(path).map_err(|source| IoError::Os {
         path: path.to_path_buf(),
         action: "opening",
-        source,
+        error: source,
     })
 }
 
@@ -313,7 +348,7 @@ fn starts_with_gzip_magic(path: &Path, file: &mut File) -> Result<bool, IoError>
         .map_err(|source| IoError::Os {
             path: path.to_path_buf(),
             action: "seeking to the start",
-            source,
+            error: source,
         })?;
     Ok(got == 2 && magic == [0x1f, 0x8b])
 }

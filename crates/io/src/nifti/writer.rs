@@ -143,7 +143,7 @@ impl VolumeWriter {
         let file = File::create(temp.temp_path()).map_err(|source| IoError::Os {
             path: output.to_path_buf(),
             action: "creating the output",
-            source,
+            error: source,
         })?;
         let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut sink = if compressed {
@@ -213,7 +213,7 @@ impl VolumeWriter {
         self.sink.finish().map_err(|source| IoError::Os {
             path: path.clone(),
             action: "finishing the output",
-            source,
+            error: source,
         })?;
         let path = self.temp.commit()?;
         Ok(WriteSummary {
@@ -228,6 +228,6 @@ fn write_error(path: &Path, source: std::io::Error) -> IoError {
     IoError::Os {
         path: path.to_path_buf(),
         action: "writing volumes",
-        source,
+        error: source,
     }
 }
