@@ -83,14 +83,16 @@ fn named(name: &str) -> Vec<String> {
     vec![name.to_string()]
 }
 
-/// A flag's name as a required group: `--batch-size`, or its config key `batch_size`.
+/// A flag's (or field's) name as a required group: `batch-size` (as in `--batch-size`), its
+/// config key `batch_size`, or in words, `batch size`.
 fn flag(name: &str) -> Vec<String> {
-    let key = name.trim_start_matches('-').replace('-', "_");
-    if key == name {
-        vec![key]
-    } else {
-        vec![name.to_string(), key]
+    let name = name.trim_start_matches('-');
+    let mut names = vec![name.to_string()];
+    if name.contains('-') {
+        names.push(name.replace('-', "_"));
+        names.push(name.replace('-', " "));
     }
+    names
 }
 
 fn file_name(path: &Path) -> String {
@@ -336,7 +338,11 @@ impl Suite {
     /// `evaluate` with the hostile recording as both the noisy and the denoised one, so that
     /// their shapes agree and only reading it can fail.
     fn evaluate_case(&mut self, label: &str, recording: &Path) {
-        let name = file_name(recording);
+        // A SpikeGLX .bin's header is its .meta: either names the recording.
+        let mut names = vec![file_name(recording)];
+        if recording.extension().is_some_and(|e| e == "bin") {
+            names.push(file_name(&recording.with_extension("meta")));
+        }
         let (noisy, denoised) = (s(recording).to_string(), s(recording).to_string());
         self.add(
             &format!("{label}: evaluate"),
@@ -351,7 +357,7 @@ impl Suite {
                 ]);
                 args
             },
-            vec![named(&name)],
+            vec![names],
         );
     }
 
