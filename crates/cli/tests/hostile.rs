@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{s, shared, simulate, tiny_model, train_briefly};
 use flate2::Compression;
-use flate2::write::GzEncoder;
+use flate2::write::{GzEncoder, ZlibEncoder};
 
 /// The library's budget for buffers sized from headers and flags, given to every child.
 const MEMORY_BUDGET: &str = "512M";
@@ -398,6 +398,9 @@ fn run_limited(args: &[String], logs: &Path, index: usize) -> Outcome {
     command
         .args(args)
         .env("DEEPINTERP_MEMORY_BUDGET", MEMORY_BUDGET)
+        // glibc reserves 64 MiB of address space per malloc arena, up to 8 per core: capped,
+        // the address-space limit means the same on a 2-core laptop and a 128-core server.
+        .env("MALLOC_ARENA_MAX", "4")
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&stdout_path).unwrap())
@@ -609,6 +612,29 @@ fn write_sparse_hdf5(path: &Path, shape: &[usize], chunk: &[usize]) {
         .resizable()
         .create("data")
         .unwrap();
+    file.close().unwrap();
+}
+
+/// An HDF5 movie `data` [12, 64, 64] int16 in deflate-filtered chunks of 4 frames (32 KiB
+/// each), every chunk stored as a zlib stream of 64 MiB of zeros (~64 KB on disk).
+fn write_deflate_bomb_hdf5(path: &Path) {
+    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::best());
+    let block = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        encoder.write_all(&block).unwrap();
+    }
+    let stream = encoder.finish().unwrap();
+    let file = rust_hdf5::H5File::create(path).unwrap();
+    let dataset = file
+        .new_dataset::<i16>()
+        .shape([12, 64, 64])
+        .chunk(&[4, 64, 64])
+        .deflate(6)
+        .create("data")
+        .unwrap();
+    for chunk in 0..3 {
+        dataset.write_chunk_raw(chunk, &stream, 0).unwrap();
+    }
     file.close().unwrap();
 }
 
@@ -902,6 +928,18 @@ fn build_cases(suite: &mut Suite) {
     suite.recording(
         "hdf5 100000^3 chunked, no chunk",
         &huge,
+        Modality::TwoPhoton,
+        READERS,
+        &[],
+        name,
+    );
+
+    let inflating = at("deflate_bomb.h5");
+    write_deflate_bomb_hdf5(&inflating);
+    let name = vec![named("deflate_bomb.h5")];
+    suite.recording(
+        "hdf5 chunks inflating to 64 MiB each",
+        &inflating,
         Modality::TwoPhoton,
         READERS,
         &[],
