@@ -33,11 +33,6 @@ const WRITE_BATCH_FRAMES: usize = 64;
 /// Dtypes this crate reads from HDF5, for error messages.
 const READABLE_DTYPES: &str = "int16, uint16, float32, uint8, float64";
 
-/// The most bytes deflate can inflate one compressed byte to (its maximum
-/// ratio is about 1032:1): a deflate-compressed dataset cannot hold more
-/// than this many times the file's size.
-const DEFLATE_MAX_RATIO: u64 = 1032;
-
 /// Opens an HDF5 file for reading, with a useful error when it is missing
 /// or not HDF5.
 pub(crate) fn open_hdf5_file(path: &Path) -> Result<H5File, IoError> {
@@ -274,9 +269,8 @@ impl MovieReader for Hdf5MovieReader {
 /// Checks what a dataset's header declares before anything is sized from
 /// it, and returns its byte count (`dims` x `stored` bytes per value): the
 /// product must be a real number, the data must fit in what the file can
-/// hold (a contiguous dataset: the file's size; a chunked one: the file's
-/// size times the most its filters can inflate) and one chunk must fit in
-/// the memory budget. `what` names the dataset in messages (escaped).
+/// hold (a contiguous dataset: the file's size) and one chunk of a chunked
+/// one must fit in the memory budget. `what` names the dataset in messages (escaped).
 pub(crate) fn check_dataset_storage(
     path: &Path,
     what: &str,
@@ -307,43 +301,10 @@ pub(crate) fn check_dataset_storage(
             file_bytes,
         )?,
         rust_hdf5::StorageLayout::Chunked => {
-            use rust_hdf5::format::messages::filter::{
-                FILTER_DEFLATE, FILTER_FLETCHER32, FILTER_SHUFFLE,
-            };
-            let filters = dataset.filters().map_err(hdf5_err)?;
-            // Shuffle and Fletcher32 do not shrink data; deflate's ratio is
-            // bounded. Other compressors (szip, blosc, ...) have no bound
-            // worth checking against, so only the memory checks apply. A
-            // chunk never written reads as the fill value, so a movie whose
-            // frames were never written is refused here too.
-            let ratio = if filters
-                .iter()
-                .all(|f| matches!(f.id, FILTER_SHUFFLE | FILTER_FLETCHER32))
-            {
-                Some(1)
-            } else if filters
-                .iter()
-                .all(|f| matches!(f.id, FILTER_DEFLATE | FILTER_SHUFFLE | FILTER_FLETCHER32))
-            {
-                Some(DEFLATE_MAX_RATIO)
-            } else {
-                None
-            };
-            match ratio {
-                Some(1) => {
-                    check_declared(path, &format!("chunked {what} {dims:?}"), total, file_bytes)?
-                }
-                Some(ratio) => check_declared(
-                    path,
-                    &format!(
-                        "deflate-compressed {what} {dims:?} (even at deflate's maximum ratio of \
-                         {ratio}:1)"
-                    ),
-                    total,
-                    file_bytes.saturating_mul(ratio),
-                )?,
-                None => {}
-            }
+            // A chunked dataset's size is not bounded by the file's: chunks never written read
+            // as the fill value (the original writes its zero-padded head that way), and
+            // compressed chunks hold more than their bytes. What is read at once is bounded:
+            // one chunk here, one frame by the callers.
             if let Some(chunk) = dataset.chunk_dims() {
                 let mut factors: Vec<u64> = chunk.iter().map(|&d| d as u64).collect();
                 factors.push(stored);

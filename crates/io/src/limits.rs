@@ -18,6 +18,10 @@ use crate::error::IoError;
 /// The environment variable that sets the memory budget.
 pub const MEMORY_BUDGET_VAR: &str = "DEEPINTERP_MEMORY_BUDGET";
 
+/// The most bytes a deflate stream can inflate to per byte (deflate's maximum
+/// ratio is about 1032:1): a `.gz` file cannot hold more than this times its size.
+pub const DEFLATE_MAX_RATIO: u64 = 1032;
+
 /// Budget used when neither the variable nor `/proc/meminfo` says.
 const FALLBACK_BUDGET: u64 = 16 << 30;
 

@@ -11,15 +11,12 @@ use super::VolumeInfo;
 use super::header::{Header, read_header, read_up_to};
 use super::samples::decode_values;
 use crate::error::{IoError, check_buffer_len};
-use crate::limits::{check_declared, check_memory, checked_product};
+use crate::limits::{DEFLATE_MAX_RATIO, check_declared, check_memory, checked_product};
 use crate::movie::{check_finite, require_file};
 
 /// How far past the last volume a `.nii.gz` is decoded to reach its end.
 const TRAILING_BYTES_CHECKED: u64 = 1 << 20;
-/// The most bytes deflate can inflate one compressed byte to (its maximum
-/// ratio is about 1032:1): a `.nii.gz` cannot hold more data than this many
-/// times its own size.
-const DEFLATE_MAX_RATIO: u64 = 1032;
+
 /// Compressed bytes read from disk per system call.
 const GZIP_READ_BUFFER: usize = 256 << 10;
 
