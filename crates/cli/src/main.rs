@@ -475,15 +475,13 @@ enum EdgesArg {
     DropPadHead,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum LossArg {
     L1,
     L2,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum OptimizerArg {
     Rmsprop,
     Adam,

@@ -35,6 +35,14 @@ pub enum EngineError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A training-settings file is unreadable or holds a bad value.
+    #[error("{path}: {reason}")]
+    SettingsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
     /// Options that contradict each other.
     #[error("invalid settings: {0}")]
     Settings(String),
@@ -63,5 +71,48 @@ impl EngineError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// Text taken from a file (a layer or array name, a JSON key), fit to echo in a one-line
+/// message: control characters (newlines, escapes that would drive a terminal) are written
+/// as Rust escapes, the rest is kept.
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first value of `values` that is not finite, as (index, value).
+pub(crate) fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    values
+        .iter()
+        .position(|value| !value.is_finite())
+        .map(|index| (index, values[index]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_text_has_no_control_bytes() {
+        let escaped = escape_text("conv\n\u{1b}[31mred\tname");
+        assert!(!escaped.chars().any(char::is_control), "{escaped}");
+        assert!(
+            escaped.contains("\\n") && escaped.contains("red"),
+            "{escaped}"
+        );
+        assert_eq!(
+            first_non_finite(&[1.0, f32::NAN, 2.0]).map(|(i, _)| i),
+            Some(1)
+        );
+        assert_eq!(first_non_finite(&[1.0, 2.0]), None);
     }
 }

@@ -11,7 +11,9 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use deepinterp_io::{MovieReader, MovieWriter};
 use serde::{Deserialize, Serialize};
 
-use crate::error::EngineError;
+use deepinterp_io::limits::check_memory;
+
+use crate::error::{EngineError, first_non_finite};
 use crate::model::Model;
 use crate::sampling::{Crop, FrameBlock, Normalization, Window};
 
@@ -83,6 +85,7 @@ pub fn plan<B: Backend>(
     let info = reader.info().clone();
     let window = model.spec.window;
     let path = reader.path().to_path_buf();
+    window.validate()?;
     if model.network.planar().is_none() {
         return Err(EngineError::recording(
             &path,
@@ -138,12 +141,19 @@ pub fn plan<B: Backend>(
         .stats_frames
         .unwrap_or(model.spec.normalization.stats_frames);
     let normalization = Normalization::from_head(reader, stats_frames)?;
-    let pixels = info.height * info.width;
+    let pixels = info.height.saturating_mul(info.width);
     // About 2^19 pixels per call keeps activations of the paper network near 1-2 GB.
     let batch_size = settings
         .batch_size
         .unwrap_or_else(|| ((1usize << 19) / pixels.max(1)).clamp(1, 64))
         .max(1);
+    check_batch_memory(
+        model,
+        settings.batch_size.is_some(),
+        batch_size,
+        pixels,
+        &path,
+    )?;
     Ok(DenoisePlan {
         output_frames: head_zero_frames + centres.len(),
         centres,
@@ -155,6 +165,41 @@ pub fn plan<B: Backend>(
     })
 }
 
+/// Errors when one network call on `batch_size` frames of `pixels` would exceed the memory
+/// budget: its inputs, outputs and activations (see
+/// [`crate::model::Network::activation_floats_per_pixel`]), checked before the batch exists.
+fn check_batch_memory<B: Backend>(
+    model: &Model<B>,
+    from_flag: bool,
+    batch_size: usize,
+    pixels: usize,
+    path: &std::path::Path,
+) -> Result<(), EngineError> {
+    let per_pixel =
+        model.network.activation_floats_per_pixel() + model.spec.window.input_frames() as f64 + 1.0;
+    // Intermediate results that burn keeps alive within a call (padding, pooling, the
+    // concatenations): about twice the plain activations.
+    let bytes = 2.0 * 4.0 * per_pixel * batch_size as f64 * pixels as f64;
+    let bytes = if bytes >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        bytes as u64
+    };
+    let (source, what) = if from_flag {
+        (
+            std::path::PathBuf::from(format!("--batch-size {batch_size}")),
+            "a batch of frames and its network activations".to_string(),
+        )
+    } else {
+        (
+            path.to_path_buf(),
+            format!("a batch of {batch_size} frames and its network activations"),
+        )
+    };
+    check_memory(&source, &what, bytes)?;
+    Ok(())
+}
+
 fn too_few_frames(
     path: &std::path::Path,
     frames: usize,
@@ -163,10 +208,7 @@ fn too_few_frames(
 ) -> EngineError {
     EngineError::recording(
         path,
-        format!(
-            "{frames} frames is too few: the window (pre {}, post {}, omitted {}) needs at least {needed}",
-            window.pre_frames, window.post_frames, window.omitted_frames
-        ),
+        format!("{frames} frames is too few: the window ({window}) needs at least {needed}"),
     )
 }
 
@@ -222,6 +264,17 @@ pub fn run<B: Backend>(
             .convert::<f32>()
             .to_vec::<f32>()
             .map_err(|e| EngineError::InvalidModel(format!("cannot read network output: {e:?}")))?;
+        // A NaN or infinity never reaches the writer: the run fails and the writer, dropped
+        // on the error, removes its unfinished file.
+        if let Some((index, value)) = first_non_finite(&values) {
+            return Err(EngineError::recording(
+                reader.path(),
+                format!(
+                    "the network's output for frame {} is not finite ({value}); nothing was written",
+                    centre + index / plane.max(1)
+                ),
+            ));
+        }
         plan.normalization.restore(&mut values);
         writer.write_frames(&values, batch)?;
         written += batch;

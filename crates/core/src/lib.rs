@@ -21,3 +21,6 @@ pub mod training;
 pub mod volume;
 
 pub use error::EngineError;
+
+#[cfg(test)]
+mod integrity_tests;

@@ -10,8 +10,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 
+/// The most frames a window may span (centre and omitted frames included): far beyond any
+/// real recording, and small enough that every offset and sum of the window's fields fits
+/// in `isize` without wrapping.
+pub const MAX_WINDOW_SPAN: usize = 1 << 31;
+
 /// The temporal window around a predicted frame.
+///
+/// Deserialising checks it like [`Window::new`], so a window read from a model file or a
+/// checkpoint is as sane as one built from flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WindowFields")]
 pub struct Window {
     /// Frames used before the centre.
     pub pre_frames: usize,
@@ -21,58 +30,120 @@ pub struct Window {
     pub omitted_frames: usize,
 }
 
+/// The serialised form of a [`Window`], checked on the way in.
+#[derive(Deserialize)]
+struct WindowFields {
+    pre_frames: usize,
+    post_frames: usize,
+    omitted_frames: usize,
+}
+
+impl TryFrom<WindowFields> for Window {
+    type Error = String;
+
+    fn try_from(fields: WindowFields) -> Result<Self, String> {
+        Window::new(fields.pre_frames, fields.post_frames, fields.omitted_frames)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pre {}, post {}, omitted {}",
+            self.pre_frames, self.post_frames, self.omitted_frames
+        )
+    }
+}
+
 impl Window {
-    /// A window; at least one input frame is required.
+    /// A window; at least one input frame is required, and the whole window may span at
+    /// most [`MAX_WINDOW_SPAN`] frames (a larger one would wrap the offset arithmetic and
+    /// hand the network the very frame it predicts).
     pub fn new(
         pre_frames: usize,
         post_frames: usize,
         omitted_frames: usize,
     ) -> Result<Self, EngineError> {
-        if pre_frames + post_frames == 0 {
+        let window = Self {
+            pre_frames,
+            post_frames,
+            omitted_frames,
+        };
+        window.validate()?;
+        Ok(window)
+    }
+
+    /// Checks a window built field by field: [`Window::new`]'s rules.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        if self.pre_frames == 0 && self.post_frames == 0 {
             return Err(EngineError::Settings(
                 "the window needs at least one pre or post frame".into(),
             ));
         }
-        Ok(Self {
-            pre_frames,
-            post_frames,
-            omitted_frames,
-        })
+        let span = self
+            .pre_frames
+            .checked_add(self.post_frames)
+            .and_then(|frames| frames.checked_add(self.omitted_frames.checked_mul(2)?))
+            .and_then(|frames| frames.checked_add(1));
+        match span {
+            Some(span) if span <= MAX_WINDOW_SPAN => Ok(()),
+            _ => Err(EngineError::Settings(format!(
+                "the window ({self}) would span more than {MAX_WINDOW_SPAN} frames"
+            ))),
+        }
     }
 
     /// Number of input channels (frames) of a sample.
     pub fn input_frames(&self) -> usize {
-        self.pre_frames + self.post_frames
+        self.pre_frames.saturating_add(self.post_frames)
     }
 
-    /// Frames spanned by a whole window, centre and omitted frames included.
+    /// Frames spanned by a whole window, centre and omitted frames included. Saturates
+    /// rather than wraps, so an unchecked window is "longer than any recording".
     pub fn span(&self) -> usize {
-        self.pre_frames + self.post_frames + 2 * self.omitted_frames + 1
+        self.pre_frames
+            .saturating_add(self.post_frames)
+            .saturating_add(self.omitted_frames.saturating_mul(2))
+            .saturating_add(1)
     }
 
     /// First centre whose window lies inside the recording.
     pub fn first_full_centre(&self) -> usize {
-        self.pre_frames + self.omitted_frames
+        self.pre_frames.saturating_add(self.omitted_frames)
     }
 
     /// Last centre whose window lies inside a recording of `frames` frames, if any.
     pub fn last_full_centre(&self, frames: usize) -> Option<usize> {
-        (frames + 1)
-            .checked_sub(self.post_frames + self.omitted_frames + 2)
+        let after = self
+            .post_frames
+            .checked_add(self.omitted_frames)?
+            .checked_add(1)?;
+        frames
+            .checked_sub(after)
             .filter(|&last| last >= self.first_full_centre())
     }
 
     /// Offsets from the centre of each input channel, in channel order.
     pub fn offsets(&self) -> Vec<isize> {
-        let gap = self.omitted_frames as isize;
-        let before = (1..=self.pre_frames as isize).rev().map(|k| -(gap + k));
-        let after = (1..=self.post_frames as isize).map(|k| gap + k);
+        // Saturating conversions: a checked window (span <= 2^31) never saturates.
+        let signed = |value: usize| isize::try_from(value).unwrap_or(isize::MAX);
+        let gap = signed(self.omitted_frames);
+        let before = (1..=signed(self.pre_frames))
+            .rev()
+            .map(move |k| gap.saturating_add(k).saturating_neg());
+        let after = (1..=signed(self.post_frames)).map(move |k| gap.saturating_add(k));
         before.chain(after).collect()
     }
 
     /// Shortest recording every frame of which can be predicted with [`Self::source_frames`].
     pub fn min_frames_full_length(&self) -> usize {
-        2 * self.pre_frames.max(self.post_frames) + 2 * self.omitted_frames + 1
+        self.pre_frames
+            .max(self.post_frames)
+            .saturating_mul(2)
+            .saturating_add(self.omitted_frames.saturating_mul(2))
+            .saturating_add(1)
     }
 
     /// The frame each input channel reads for centre `centre` of a `frames`-long recording.
@@ -82,17 +153,19 @@ impl Window {
     /// so the network sees real frames at the distances it was trained on and never the frame
     /// it predicts nor an omitted one. Needs `frames >= min_frames_full_length()`.
     pub fn source_frames(&self, centre: usize, frames: usize) -> Vec<usize> {
+        let signed = |value: usize| isize::try_from(value).unwrap_or(isize::MAX);
+        let (centre, frames) = (signed(centre), signed(frames));
         self.offsets()
             .into_iter()
             .map(|offset| {
-                let direct = centre as isize + offset;
-                let mirrored = centre as isize - offset;
-                let chosen = if (0..frames as isize).contains(&direct) {
+                let direct = centre.saturating_add(offset);
+                let mirrored = centre.saturating_sub(offset);
+                let chosen = if (0..frames).contains(&direct) {
                     direct
                 } else {
                     mirrored
                 };
-                chosen.clamp(0, frames as isize - 1) as usize
+                chosen.clamp(0, (frames - 1).max(0)) as usize
             })
             .collect()
     }
@@ -354,5 +427,33 @@ mod tests {
         }
         // At frame 0 every "before" neighbour is mirrored to its "after" twin.
         assert_eq!(window.source_frames(0, 20), vec![5, 4, 3, 2, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn huge_windows_are_refused_and_never_wrap() {
+        for omitted in [usize::MAX, 1 << 63, 1 << 31] {
+            let error = Window::new(3, 3, omitted).unwrap_err().to_string();
+            assert!(error.contains("would span more than"), "{error}");
+            assert!(error.contains(&format!("omitted {omitted}")), "{error}");
+        }
+        assert!(Window::new(usize::MAX, 1, 0).is_err());
+        assert!(Window::new(0, 0, 0).is_err());
+        // A window built field by field saturates: longer than any recording, never the
+        // predicted frame itself.
+        let wild = Window {
+            pre_frames: 3,
+            post_frames: 3,
+            omitted_frames: usize::MAX,
+        };
+        assert!(wild.validate().is_err());
+        assert_eq!(wild.span(), usize::MAX);
+        assert_eq!(wild.last_full_centre(1000), None);
+        assert!(wild.offsets().iter().all(|&offset| offset != 0));
+        // Deserialising checks too (model files, checkpoints).
+        let json = r#"{"pre_frames":3,"post_frames":3,"omitted_frames":18446744073709551615}"#;
+        assert!(serde_json::from_str::<Window>(json).is_err());
+        let fine: Window =
+            serde_json::from_str(r#"{"pre_frames":3,"post_frames":2,"omitted_frames":1}"#).unwrap();
+        assert_eq!(fine.to_string(), "pre 3, post 2, omitted 1");
     }
 }

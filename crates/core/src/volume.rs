@@ -17,6 +17,7 @@
 //! (as training does); its quality difference is measured in BENCHMARKS.md.
 
 use std::ops::Range;
+use std::path::Path;
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use deepinterp_io::nifti::{VolumeReader, VolumeWriter};
@@ -55,6 +56,13 @@ impl VolumeBlock {
 
     /// Checks the hole fits inside the block.
     pub fn validate(&self) -> Result<(), EngineError> {
+        // Bounded before any side or voxel count is computed from it (a model file's block
+        // is read from its header): the paper's radius is 3.
+        if let Some(radius) = self.radius.iter().find(|&&r| r > MAX_BLOCK_RADIUS) {
+            return Err(EngineError::Settings(format!(
+                "a block radius of {radius} is larger than the {MAX_BLOCK_RADIUS} deepinterp accepts"
+            )));
+        }
         if self.hole == 0 || self.radius.iter().any(|&r| self.hole > r + 1) {
             return Err(EngineError::Settings(format!(
                 "a block of radius {:?} cannot hold a hole of size {}",
@@ -415,6 +423,9 @@ fn block_plan(shape: [usize; 3], block: &VolumeBlock, mode: VolumeMode) -> Vec<[
     origins
 }
 
+/// Largest radius of a voxel block along any axis.
+pub const MAX_BLOCK_RADIUS: usize = 1024;
+
 /// Denoises a whole run, volume by volume in time order, writing each to `writer`.
 /// Memory holds the window's volumes and one batch of blocks, whatever the run's length.
 /// `progress` is called with the number of volumes written.
@@ -448,6 +459,25 @@ pub fn denoise_volumes<B: Backend>(
             model.spec.network.in_channels()
         )));
     }
+    window.validate()?;
+    block.validate()?;
+    let batch_blocks = settings.batch_blocks.max(1);
+    {
+        // One network call: the inputs, outputs and activations of `batch_blocks` blocks,
+        // checked against the budget before the batch exists.
+        let per_voxel = model.network.activation_floats_per_pixel() + offsets.len() as f64 + 1.0;
+        let bytes = 2.0 * 4.0 * per_voxel * batch_blocks as f64 * block.voxels() as f64;
+        let bytes = if bytes >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            bytes as u64
+        };
+        deepinterp_io::limits::check_memory(
+            Path::new(&format!("--batch-size {batch_blocks}")),
+            "a batch of voxel blocks and its network activations",
+            bytes,
+        )?;
+    }
     let normalization = central_block_statistics(reader)?;
     let origins = block_plan(shape, &block, settings.mode);
     let sides = block.sides();
@@ -465,7 +495,6 @@ pub fn denoise_volumes<B: Backend>(
     let volume_len = shape.iter().product::<usize>();
     let mut stack = VolumeStack::new(shape, frames);
     let mut output = vec![0f32; volume_len];
-    let batch_blocks = settings.batch_blocks.max(1);
     let mut blocks_run = 0;
     for t in 0..frames {
         stack.hold(reader, t.saturating_sub(reach_before)..t + reach_after + 1)?;
@@ -498,6 +527,16 @@ pub fn denoise_volumes<B: Backend>(
                 .map_err(|e| {
                     EngineError::InvalidModel(format!("cannot read network output: {e:?}"))
                 })?;
+            // A NaN or infinity never reaches the writer: the run fails and the writer,
+            // dropped on the error, removes its unfinished file.
+            if let Some((_, value)) = crate::error::first_non_finite(&predicted) {
+                return Err(EngineError::recording(
+                    reader.path(),
+                    format!(
+                        "the network's output for time point {t} is not finite ({value}); nothing was written"
+                    ),
+                ));
+            }
             for (values, origin) in predicted.chunks(block_len).zip(batch) {
                 for i in kept[0].clone() {
                     let x = origin[0] + i as isize;

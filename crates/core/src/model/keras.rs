@@ -16,7 +16,7 @@ use deepinterp_io::keras::{KerasModelFile, read_keras_model};
 use serde_json::Value;
 
 use super::network::{Network, NetworkConfig, UNetShape};
-use crate::error::EngineError;
+use crate::error::{EngineError, escape_text, first_non_finite};
 
 /// A Keras U-Net: its configuration and its weights in our layout.
 pub struct ImportedNetwork<B: Backend> {
@@ -44,16 +44,17 @@ pub fn import_keras_unet<B: Backend>(
 ) -> Result<ImportedNetwork<B>, EngineError> {
     let file = read_keras_model(path)?;
     let fail = |reason: String| EngineError::model_file(path, reason);
-    let layers = parse_layers(&file).map_err(fail)?;
-    let plan = recover_unet(&layers).map_err(fail)?;
+    // The reasons quote layer names and classes from the file: no control bytes.
+    let layers = parse_layers(&file).map_err(|reason| fail(escape_text(&reason)))?;
+    let plan = recover_unet(&layers).map_err(|reason| fail(escape_text(&reason)))?;
     let weights: HashMap<&str, &deepinterp_io::keras::KerasLayerWeights> =
         file.weights.iter().map(|w| (w.layer.as_str(), w)).collect();
-    let config = plan.shape.to_config()?;
+    let config = plan.shape.to_config().map_err(|e| fail(e.to_string()))?;
     let mut values = Vec::with_capacity(plan.conv_names.len());
     for (name, shape) in plan.conv_names.iter().zip(config.weight_shapes()) {
         let layer = weights
             .get(name.as_str())
-            .ok_or_else(|| fail(format!("no weights for layer '{name}'")))?;
+            .ok_or_else(|| fail(format!("no weights for layer '{}'", escape_text(name))))?;
         let find = |suffix: &str| {
             layer
                 .arrays
@@ -65,7 +66,12 @@ pub fn import_keras_unet<B: Backend>(
                         .unwrap_or(&a.name)
                         .starts_with(suffix)
                 })
-                .ok_or_else(|| fail(format!("layer '{name}' has no {suffix} weights")))
+                .ok_or_else(|| {
+                    fail(format!(
+                        "layer '{}' has no {suffix} weights",
+                        escape_text(name)
+                    ))
+                })
         };
         let kernel_array = find("kernel")?;
         let bias_array = find("bias")?;
@@ -74,9 +80,21 @@ pub fn import_keras_unet<B: Backend>(
         let keras_shape: Vec<usize> = spatial.iter().copied().chain([cin, cout]).collect();
         if kernel_array.shape != keras_shape || bias_array.shape != [cout] {
             return Err(fail(format!(
-                "layer '{name}': kernel {:?} / bias {:?}, expected {keras_shape:?} / [{cout}]",
-                kernel_array.shape, bias_array.shape
+                "layer '{}': kernel {:?} / bias {:?}, expected {keras_shape:?} / [{cout}]",
+                escape_text(name),
+                kernel_array.shape,
+                bias_array.shape
             )));
+        }
+        // A NaN or infinite weight makes every output NaN: refuse the file at load.
+        for array in [kernel_array, bias_array] {
+            if let Some((index, value)) = first_non_finite(&array.data) {
+                return Err(fail(format!(
+                    "layer '{}', array '{}' holds a non-finite weight ({value} at index {index}): the model is unusable",
+                    escape_text(name),
+                    escape_text(&array.name)
+                )));
+            }
         }
         let spatial_len = spatial.iter().product();
         values.push((

@@ -18,7 +18,9 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::error::EngineError;
+use deepinterp_io::limits::{check_memory, checked_product};
+
+use crate::error::{EngineError, escape_text};
 use crate::sampling::Window;
 use crate::volume::VolumeBlock;
 pub use keras_export::export_keras;
@@ -66,7 +68,7 @@ impl Modality {
     pub fn network_channels(self, window: &Window) -> usize {
         match self {
             Modality::TwoPhoton | Modality::Ephys => window.input_frames(),
-            Modality::Fmri => window.input_frames() + 1,
+            Modality::Fmri => window.input_frames().saturating_add(1),
         }
     }
 
@@ -186,7 +188,58 @@ pub struct Model<B: Backend> {
 /// Two-photon: `unet_single_1024` and `unet-d<depth>-w<width>` (3×3 kernels, 2×2 pools).
 /// Ephys: `unet_single_ephys_1024` and `unet-ephys-d<depth>-w<width>` (probe-grid kernels).
 /// fMRI: `fmri_unet_denoiser` and `unet3d-d<depth>-w<width>` (3³ kernels, 2³ pools).
+///
+/// Depth and width are bounded, and the network's training memory (weights, gradients and
+/// two optimiser states per parameter) must fit the memory budget: a mistyped
+/// `--arch unet-d1-w100000` is a one-line error, not an allocation abort.
 pub fn architecture_config(
+    name: &str,
+    window: &Window,
+) -> Result<(NetworkConfig, Modality), EngineError> {
+    window.validate()?;
+    let (config, modality) = parse_architecture(name, window)?;
+    config.validate().map_err(|e| {
+        EngineError::Settings(format!(
+            "--arch {}: {}",
+            escape_text(name),
+            e.to_string().trim_start_matches("invalid model: ")
+        ))
+    })?;
+    check_parameter_memory(
+        &config,
+        Path::new(&format!("--arch {}", escape_text(name))),
+        TRAINING_COPIES,
+    )?;
+    Ok((config, modality))
+}
+
+/// Copies of every parameter training holds: the weights, their gradients and up to two
+/// optimiser states (Adam's moments).
+pub const TRAINING_COPIES: u64 = 4;
+
+/// Errors when `copies` float32 values per parameter of `config` exceed the memory budget;
+/// `source` names where the configuration came from (a file, or a flag such as `--arch`).
+pub fn check_parameter_memory(
+    config: &NetworkConfig,
+    source: &Path,
+    copies: u64,
+) -> Result<(), EngineError> {
+    // validate() bounds every width and side, so the count cannot overflow.
+    let parameters = config.parameter_count() as u64;
+    let bytes = checked_product(source, "the network's parameters", &[parameters, 4, copies])?;
+    check_memory(
+        source,
+        &format!("the network's {parameters} parameters"),
+        bytes,
+    )?;
+    Ok(())
+}
+
+/// The widest base width `--arch` accepts: far above any useful network, low enough that
+/// the doubling widths of the deepest levels stay within [`network::MAX_WIDTH`].
+const MAX_ARCH_WIDTH: usize = 1 << 13;
+
+fn parse_architecture(
     name: &str,
     window: &Window,
 ) -> Result<(NetworkConfig, Modality), EngineError> {
@@ -225,6 +278,12 @@ pub fn architecture_config(
         Some((depth.parse::<usize>().ok()?, width.parse::<usize>().ok()?))
     });
     match parsed {
+        Some((depth, width)) if (1..=6).contains(&depth) && width > MAX_ARCH_WIDTH => {
+            Err(EngineError::Settings(format!(
+                "--arch {}: width {width} is larger than the {MAX_ARCH_WIDTH} deepinterp accepts",
+                escape_text(name)
+            )))
+        }
         Some((depth, width)) if (1..=6).contains(&depth) && width > 0 => {
             let config = match modality {
                 Modality::TwoPhoton => {
@@ -242,7 +301,8 @@ pub fn architecture_config(
             Ok((config, modality))
         }
         _ => Err(EngineError::Settings(format!(
-            "unknown architecture '{name}': use unet_single_1024 or unet-d<depth>-w<width> (two-photon, e.g. unet-d3-w16), unet_single_ephys_1024 or unet-ephys-d<depth>-w<width> (ephys), fmri_unet_denoiser or unet3d-d<depth>-w<width> (fMRI)"
+            "unknown architecture '{}': use unet_single_1024 or unet-d<depth>-w<width> (two-photon, e.g. unet-d3-w16), unet_single_ephys_1024 or unet-ephys-d<depth>-w<width> (ephys), fmri_unet_denoiser or unet3d-d<depth>-w<width> (fMRI)",
+            escape_text(name)
         ))),
     }
 }
@@ -350,9 +410,7 @@ pub fn load_model<B: Backend>(
         return Err(EngineError::model_file(
             path,
             format!(
-                "the network takes {channels} input channels but the window (pre {} + post {}) gives {}",
-                window.pre_frames,
-                window.post_frames,
+                "the network takes {channels} input channels but the window ({window}) gives {}",
                 modality.network_channels(&window)
             ),
         ));

@@ -9,6 +9,74 @@ use super::unet::{ConvLayer, UNet, UNetConfig};
 use super::unet3d::{Conv3Layer, VolumeUNet, VolumeUNetConfig};
 use crate::error::EngineError;
 
+/// Most pooling levels a network may have (the paper's deepest has 4).
+pub const MAX_DEPTH: usize = 16;
+/// Most channels of any convolution's input or output (the paper's widest is 1024).
+pub const MAX_WIDTH: usize = 1 << 20;
+/// Largest side of a kernel or pool (the paper's are 2 or 3).
+pub const MAX_SIDE: usize = 64;
+
+/// Bounds on a configuration read from a file or a flag, checked before any shape is
+/// computed from it: within them every channel sum and parameter count fits in 64 bits,
+/// so later arithmetic cannot wrap (the memory budget then decides what is too large).
+pub(crate) fn check_bounds(
+    in_channels: usize,
+    encoder_widths: &[usize],
+    bottleneck_width: usize,
+    mut sides: impl Iterator<Item = usize>,
+) -> Result<(), EngineError> {
+    if encoder_widths.len() > MAX_DEPTH {
+        return Err(EngineError::InvalidModel(format!(
+            "a U-Net of depth {} is deeper than the {MAX_DEPTH} levels deepinterp accepts",
+            encoder_widths.len()
+        )));
+    }
+    let widest = encoder_widths
+        .iter()
+        .copied()
+        .chain([in_channels, bottleneck_width])
+        .max()
+        .unwrap_or(0);
+    if widest > MAX_WIDTH {
+        return Err(EngineError::InvalidModel(format!(
+            "a U-Net layer of {widest} channels is wider than the {MAX_WIDTH} deepinterp accepts"
+        )));
+    }
+    if let Some(side) = sides.find(|&side| side > MAX_SIDE) {
+        return Err(EngineError::InvalidModel(format!(
+            "a kernel or pool side of {side} is larger than the {MAX_SIDE} deepinterp accepts"
+        )));
+    }
+    Ok(())
+}
+
+/// Floats of activations per input pixel (voxel) of one sample in a forward pass: every
+/// convolution's input and output at its level's resolution. Estimates memory before a
+/// batch is allocated; `pools` are the pool sides per level.
+pub(crate) fn activation_floats_per_pixel(
+    weight_shapes: &[Vec<usize>],
+    pools: &[Vec<usize>],
+) -> f64 {
+    let depth = pools.len();
+    let levels = (0..depth)
+        .chain(std::iter::once(depth))
+        .chain((0..depth).rev())
+        .chain(std::iter::once(0));
+    let mut scales = vec![1f64];
+    for pool in pools {
+        let area: f64 = pool.iter().map(|&side| side.max(1) as f64).product();
+        scales.push(scales.last().copied().unwrap_or(1.0) * area);
+    }
+    weight_shapes
+        .iter()
+        .zip(levels)
+        .map(|(shape, level)| {
+            let channels = shape.first().copied().unwrap_or(0) + shape.get(1).copied().unwrap_or(0);
+            channels as f64 / scales.get(level).copied().unwrap_or(1.0)
+        })
+        .sum()
+}
+
 /// The shape of a network. Model files store the inner configuration as is (no tag): a
 /// planar config has 2-element kernels, a volumetric one 3-element kernels, so older files
 /// of planar networks read unchanged.
@@ -241,6 +309,37 @@ impl<B: Backend> Network<B> {
             Network::Volumetric(network) => Some(network),
             Network::Planar(_) => None,
         }
+    }
+
+    /// burn's `[out, in, kernel...]` shape of each convolution's weight, in execution order
+    /// (read from the tensors, no values copied).
+    pub fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        match self {
+            Network::Planar(network) => network
+                .convs
+                .iter()
+                .map(|c| c.weight.dims().to_vec())
+                .collect(),
+            Network::Volumetric(network) => network
+                .convs
+                .iter()
+                .map(|c| c.weight.dims().to_vec())
+                .collect(),
+        }
+    }
+
+    /// Pool sides below each encoder level, shallowest first.
+    pub fn pools(&self) -> Vec<Vec<usize>> {
+        match self {
+            Network::Planar(network) => network.pools().iter().map(|p| p.to_vec()).collect(),
+            Network::Volumetric(network) => network.pools().iter().map(|p| p.to_vec()).collect(),
+        }
+    }
+
+    /// Floats of activations per input pixel (voxel) of one sample in a forward pass (an
+    /// estimate for memory checks: each convolution's input and output at its resolution).
+    pub fn activation_floats_per_pixel(&self) -> f64 {
+        activation_floats_per_pixel(&self.weight_shapes(), &self.pools())
     }
 
     /// The same network with its encoder convolutions fixed (see [`UNet::freeze_encoder`]).

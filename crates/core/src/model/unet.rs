@@ -107,6 +107,17 @@ impl UNetConfig {
 
     /// Checks that the lists agree in length and nothing is zero.
     pub fn validate(&self) -> Result<(), EngineError> {
+        super::network::check_bounds(
+            self.in_channels,
+            &self.encoder_widths,
+            self.bottleneck_width,
+            self.encoder_kernels
+                .iter()
+                .chain(&self.decoder_kernels)
+                .chain(&self.pools)
+                .chain(std::iter::once(&self.bottleneck_kernel))
+                .flat_map(|sides| sides.iter().copied()),
+        )?;
         let depth = self.depth();
         let lengths_agree = self.encoder_kernels.len() == depth
             && self.decoder_kernels.len() == depth
@@ -278,6 +289,11 @@ pub struct UNet<B: Backend> {
 }
 
 impl<B: Backend> UNet<B> {
+    /// Pool sides below each encoder level, shallowest first.
+    pub fn pools(&self) -> &[[usize; 2]] {
+        &self.pools
+    }
+
     /// Assembles a network from layers in execution order; checks them against `config`.
     pub fn from_layers(config: &UNetConfig, convs: Vec<ConvLayer<B>>) -> Result<Self, EngineError> {
         config.validate()?;

@@ -66,6 +66,17 @@ impl VolumeUNetConfig {
     /// Checks lengths, zeros and odd kernels (Keras `same` padding of an even 3D kernel is
     /// asymmetric, which no DeepInterpolation network uses).
     pub fn validate(&self) -> Result<(), EngineError> {
+        super::network::check_bounds(
+            self.in_channels,
+            &self.encoder_widths,
+            self.bottleneck_width,
+            self.encoder_kernels
+                .iter()
+                .chain(&self.decoder_kernels)
+                .chain(&self.pools)
+                .chain(std::iter::once(&self.bottleneck_kernel))
+                .flat_map(|sides| sides.iter().copied()),
+        )?;
         let depth = self.depth();
         let lengths_agree = self.encoder_kernels.len() == depth
             && self.decoder_kernels.len() == depth
@@ -202,6 +213,11 @@ pub struct VolumeUNet<B: Backend> {
 }
 
 impl<B: Backend> VolumeUNet<B> {
+    /// Pool sides below each encoder level, shallowest first.
+    pub fn pools(&self) -> &[[usize; 3]] {
+        &self.pools
+    }
+
     /// Assembles a network from layers in execution order; checks them against `config`.
     pub fn from_layers(
         config: &VolumeUNetConfig,

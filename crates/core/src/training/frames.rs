@@ -47,14 +47,56 @@ impl FrameSampler {
         validation_inputs: Vec<Box<dyn MovieReader>>,
         settings: &TrainSettings,
         size_multiple: [usize; 2],
+        activations: f64,
     ) -> Result<Self, EngineError> {
+        if settings.stats_frames == 0 {
+            return Err(EngineError::Settings(
+                "--stats-frames must be at least 1, got 0".into(),
+            ));
+        }
         let (mut sources, validation_readers) = split_sources(inputs, validation_inputs, settings)?;
+        // After the recordings are checked: a recording too short for the window is the
+        // first thing to fix.
+        if let (Some(patch), Some(first)) = (settings.patch_size, sources.first()) {
+            let info = first.reader.info();
+            if patch > info.height || patch > info.width {
+                return Err(EngineError::recording(
+                    first.reader.path(),
+                    format!(
+                        "--patch-size {patch} is larger than the frames ({}x{}): give a smaller one",
+                        info.height, info.width
+                    ),
+                ));
+            }
+        }
         let (height, width) = {
             let info = sources[0].reader.info();
             (info.height, info.width)
         };
+        let crop_shape = crop_size(size_multiple, settings.patch_size, height, width);
+        super::check_sample_memory(
+            settings,
+            settings.window.input_frames(),
+            crop_shape.0.saturating_mul(crop_shape.1),
+            activations,
+        )?;
+        let frame_bytes = deepinterp_io::limits::checked_product(
+            sources[0].reader.path(),
+            "the frame cache",
+            &[
+                settings.cache_frames.max(settings.window.span()) as u64,
+                height as u64,
+                width as u64,
+                4,
+            ],
+        )?;
+        deepinterp_io::limits::check_memory(
+            sources[0].reader.path(),
+            "the frame cache",
+            frame_bytes,
+        )?;
         let crop = CropRule {
-            size: crop_size(size_multiple, settings.patch_size, height, width),
+            size: crop_shape,
             // A probe grid's checkerboard repeats every two sites: crops keep its phase.
             alignment: if sources[0].reader.site_mask().is_some() {
                 2
@@ -197,11 +239,8 @@ fn split_sources(
             return Err(EngineError::recording(
                 reader.path(),
                 format!(
-                    "{} frames is too few: a window (pre {}, post {}, omitted {}) spans {}",
+                    "{} frames is too few: a window ({window}) spans {}",
                     info.frames,
-                    window.pre_frames,
-                    window.post_frames,
-                    window.omitted_frames,
                     window.span()
                 ),
             ));

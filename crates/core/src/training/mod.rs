@@ -22,8 +22,13 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+pub mod config;
 mod frames;
+mod identity;
 mod volumes;
+
+pub use config::{TrainConfigFile, parse_train_config, read_train_config};
+pub use identity::{InputFingerprint, RunIdentity, fingerprint_input};
 
 use deepinterp_io::nifti::VolumeReader;
 
@@ -102,6 +107,97 @@ pub struct TrainSettings {
     pub seed: u64,
 }
 
+impl TrainSettings {
+    /// Checks every number against what a run can use; messages name the flag as users type
+    /// it. [`train`] calls it first. The frame-dependent rules (a patch no larger than the
+    /// frames, `--stats-frames` for frame recordings) are checked where the frames are known.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |message: String| Err(EngineError::Settings(message));
+        self.window.validate()?;
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(format!(
+                "--learning-rate must be a finite number above 0, got {}",
+                self.learning_rate
+            ));
+        }
+        if let Some(minutes) = self.max_minutes
+            && !(minutes.is_finite() && minutes > 0.0)
+        {
+            return bad(format!(
+                "--max-minutes must be a finite number above 0, got {minutes}"
+            ));
+        }
+        if let ValidationSource::HeldOut { fraction } = self.validation
+            && !(fraction.is_finite() && (0.0..1.0).contains(&fraction))
+        {
+            return bad(format!(
+                "--validation-fraction must be at least 0 (no validation) and below 1, got {fraction}"
+            ));
+        }
+        let counts = [
+            ("--steps", self.steps),
+            ("--batch-size", self.batch_size),
+            ("--steps-per-epoch", self.steps_per_epoch),
+            ("--validation-samples", self.validation_samples),
+        ];
+        for (flag, value) in counts {
+            if value == 0 {
+                return bad(format!("{flag} must be at least 1, got 0"));
+            }
+        }
+        if self.cache_frames == 0 || self.cache_refresh_steps == 0 {
+            return bad(format!(
+                "the frame cache needs at least 1 frame and 1 step between refreshes, got {} and {}",
+                self.cache_frames, self.cache_refresh_steps
+            ));
+        }
+        if self.lr_halving_epochs == Some(0) {
+            return bad("--lr-halving-epochs must be at least 1, got 0".into());
+        }
+        if self.patch_size == Some(0) {
+            return bad("--patch-size must be at least 1, got 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// Errors when a training batch (inputs, targets and the network's activations and their
+/// gradients) or the fixed validation samples would exceed the memory budget; checked
+/// before either exists. `pixels` is the size of one sample's plane (voxel block),
+/// `activations` the network's activation floats per pixel.
+pub(crate) fn check_sample_memory(
+    settings: &TrainSettings,
+    channels: usize,
+    pixels: usize,
+    activations: f64,
+) -> Result<(), EngineError> {
+    let bytes = |samples: usize, floats_per_pixel: f64| {
+        let bytes = 4.0 * floats_per_pixel * samples as f64 * pixels as f64;
+        if bytes >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            bytes as u64
+        }
+    };
+    let sample_floats = channels as f64 + 1.0;
+    // Activations are kept for the backward pass and matched by their gradients; burn's
+    // intermediates (padding, pooling, concatenations) about double that.
+    deepinterp_io::limits::check_memory(
+        Path::new(&format!("--batch-size {}", settings.batch_size)),
+        "a training batch with its activations and gradients",
+        bytes(settings.batch_size, 2.0 * sample_floats + 4.0 * activations),
+    )?;
+    deepinterp_io::limits::check_memory(
+        Path::new(&format!(
+            "--validation-samples {}",
+            settings.validation_samples
+        )),
+        "the fixed validation samples",
+        bytes(settings.validation_samples, 2.0 * sample_floats),
+    )?;
+    Ok(())
+}
+
 /// One row of the loss history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
@@ -170,6 +266,7 @@ pub struct TrainOutcome {
 
 /// Progress state stored in checkpoints.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Progress {
     step: usize,
     history: Vec<EpochReport>,
@@ -250,6 +347,11 @@ fn pick_stretch(
 
 /// Trains `network` on `data`; calls `on_event` after each step and epoch. If `checkpoint`
 /// exists and matches the settings, the run resumes from it.
+///
+/// The run's identity (what a checkpoint must have been made for) is taken from the data:
+/// the inputs' paths as the readers name them, the network's convolution shapes and the
+/// window. Callers that know the architecture's name use [`train_run`] with a
+/// [`RunIdentity`], whose messages then name it.
 pub fn train<B: AutodiffBackend>(
     network: Network<B>,
     data: TrainingData,
@@ -258,15 +360,49 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
     on_event: &mut EventSink<'_, B::InnerBackend>,
 ) -> Result<TrainOutcome, EngineError> {
-    if settings.batch_size == 0 || settings.steps_per_epoch == 0 {
-        return Err(EngineError::Settings(
-            "batch size and steps per epoch must be positive".into(),
-        ));
+    settings.validate()?;
+    let identity = RunIdentity::of_data(&network, &data, settings.window);
+    train_run(
+        network, data, settings, &identity, checkpoint, device, on_event,
+    )
+}
+
+/// [`train`] with the run's identity given by the caller (see [`RunIdentity::new`]): a
+/// checkpoint made for another architecture, window or inputs is refused, with what
+/// differs, before any of its records is loaded.
+pub fn train_run<B: AutodiffBackend>(
+    network: Network<B>,
+    data: TrainingData,
+    settings: &TrainSettings,
+    identity: &RunIdentity,
+    checkpoint: &Path,
+    device: &B::Device,
+    on_event: &mut EventSink<'_, B::InnerBackend>,
+) -> Result<TrainOutcome, EngineError> {
+    settings.validate()?;
+    if identity.window != settings.window {
+        return Err(EngineError::Settings(format!(
+            "the run's identity names the window ({}) but the settings use ({})",
+            identity.window, settings.window
+        )));
     }
+    if identity.weight_shapes != network.weight_shapes() {
+        return Err(EngineError::Settings(format!(
+            "the run's identity names architecture {} but the network has other layer shapes",
+            identity.architecture_name()
+        )));
+    }
+    let activations = network.activation_floats_per_pixel();
     let sampler: Box<dyn Sampler> = match (data, &network) {
-        (TrainingData::Frames { inputs, validation }, Network::Planar(planar)) => Box::new(
-            frames::FrameSampler::new(inputs, validation, settings, planar.size_multiple())?,
-        ),
+        (TrainingData::Frames { inputs, validation }, Network::Planar(planar)) => {
+            Box::new(frames::FrameSampler::new(
+                inputs,
+                validation,
+                settings,
+                planar.size_multiple(),
+                activations,
+            )?)
+        }
         (
             TrainingData::Volumes {
                 inputs,
@@ -275,7 +411,11 @@ pub fn train<B: AutodiffBackend>(
             },
             Network::Volumetric(_),
         ) => Box::new(volumes::VolumeSampler::new(
-            inputs, validation, block, settings,
+            inputs,
+            validation,
+            block,
+            settings,
+            activations,
         )?),
         _ => {
             return Err(EngineError::Settings(
@@ -284,23 +424,41 @@ pub fn train<B: AutodiffBackend>(
         }
     };
     match settings.optimizer {
-        OptimizerKind::RmsProp => {
-            let optimizer = RmsPropConfig::new()
-                .with_alpha(0.9)
-                .with_momentum(0.0)
-                .with_epsilon(1e-7)
-                .init::<B, Network<B>>();
-            train_with(
-                network, optimizer, sampler, settings, checkpoint, device, on_event,
-            )
-        }
-        OptimizerKind::Adam => {
-            let optimizer = AdamConfig::new().with_epsilon(1e-7).init::<B, Network<B>>();
-            train_with(
-                network, optimizer, sampler, settings, checkpoint, device, on_event,
-            )
-        }
+        OptimizerKind::RmsProp => train_with(
+            network,
+            rmsprop::<B>(),
+            sampler,
+            settings,
+            identity,
+            checkpoint,
+            device,
+            on_event,
+        ),
+        OptimizerKind::Adam => train_with(
+            network,
+            adam::<B>(),
+            sampler,
+            settings,
+            identity,
+            checkpoint,
+            device,
+            on_event,
+        ),
     }
+}
+
+/// RMSprop as in Keras (rho 0.9, eps 1e-7, no momentum).
+fn rmsprop<B: AutodiffBackend>() -> impl Optimizer<Network<B>, B> {
+    RmsPropConfig::new()
+        .with_alpha(0.9)
+        .with_momentum(0.0)
+        .with_epsilon(1e-7)
+        .init::<B, Network<B>>()
+}
+
+/// Adam (beta 0.9/0.999, eps 1e-7).
+fn adam<B: AutodiffBackend>() -> impl Optimizer<Network<B>, B> {
+    AdamConfig::new().with_epsilon(1e-7).init::<B, Network<B>>()
 }
 
 fn settings_fingerprint(settings: &TrainSettings) -> String {
@@ -316,11 +474,13 @@ fn settings_fingerprint(settings: &TrainSettings) -> String {
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
     mut network: Network<B>,
     mut optimizer: O,
     mut sampler: Box<dyn Sampler>,
     settings: &TrainSettings,
+    identity: &RunIdentity,
     checkpoint: &Path,
     device: &B::Device,
     on_event: &mut EventSink<'_, B::InnerBackend>,
@@ -334,14 +494,24 @@ fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
         settings_fingerprint: fingerprint.clone(),
     };
     if checkpoint.exists() {
-        let (restored_network, restored_optimizer, restored) =
-            load_checkpoint::<B, O>(checkpoint, network, optimizer, device)?;
-        if restored.settings_fingerprint != fingerprint {
-            return Err(EngineError::Settings(format!(
-                "{}: checkpoint was made with other settings; delete it or run with the same settings",
-                checkpoint.display()
-            )));
+        let bytes = read_checkpoint_bytes(checkpoint)?;
+        let parts = CheckpointParts::split(checkpoint, &bytes)?;
+        // What the checkpoint was made for is compared before any record is loaded: burn
+        // panics on records of another shape.
+        if let Some(difference) = identity.difference(&parts.identity) {
+            return Err(EngineError::model_file(
+                checkpoint,
+                format!("cannot resume: {difference}; delete the checkpoint or train as before"),
+            ));
         }
+        if parts.progress.settings_fingerprint != fingerprint {
+            return Err(EngineError::model_file(
+                checkpoint,
+                "cannot resume: the checkpoint was made with other settings (loss, optimiser, batch size, steps per epoch, patch size or seed); delete it or run with the same settings",
+            ));
+        }
+        let (restored_network, restored_optimizer, restored) =
+            parts.restore::<B, O>(checkpoint, network, optimizer, device)?;
         network = restored_network;
         optimizer = restored_optimizer;
         progress = restored;
@@ -391,6 +561,11 @@ fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
             let batch = sampler.next_batch(settings.batch_size, refresh, &mut rng)?;
             let loss = batch_loss(&network, &batch, settings.loss, device);
             let loss_scalar: f64 = loss.clone().into_scalar().elem_f64();
+            if !loss_scalar.is_finite() && progress.step == 0 {
+                return Err(EngineError::Settings(format!(
+                    "the network's loss is not finite ({loss_scalar}) before any training step: the starting model or the data holds NaN or infinite values"
+                )));
+            }
             if !loss_scalar.is_finite() {
                 return Err(EngineError::Settings(format!(
                     "training diverged at step {} (loss {loss_scalar}); lower the learning rate",
@@ -439,7 +614,7 @@ fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
             report: &report,
             network: &inner,
         })?;
-        save_checkpoint(checkpoint, &network, &optimizer, &progress)?;
+        save_checkpoint(checkpoint, &network, &optimizer, identity, &progress)?;
         if stopped_on_time {
             break;
         }
@@ -504,10 +679,19 @@ impl<E: burn::tensor::ElementConversion> ElemF64 for E {
 
 type Bytes = BinBytesRecorder<FullPrecisionSettings>;
 
+/// First line of a checkpoint; the version follows the name so older checkpoints (no
+/// checksum, no identity) are recognised and explained.
+const CHECKPOINT_MAGIC: &[u8] = b"DEEPINTERP-CHECKPOINT-2\n";
+const OLD_CHECKPOINT_MAGIC: &[u8] = b"DEEPINTERP-CHECKPOINT\n";
+
+/// Writes a checkpoint: the magic line, then four length-prefixed parts (the run's identity
+/// and progress as JSON, burn's network and optimiser records), then a CRC-32 of every
+/// byte before it, so a flipped byte anywhere is an error at resume.
 fn save_checkpoint<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
     path: &Path,
     network: &Network<B>,
     optimizer: &O,
+    identity: &RunIdentity,
     progress: &Progress,
 ) -> Result<(), EngineError> {
     let recorder = Bytes::default();
@@ -517,52 +701,198 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
         .map_err(|e| fail("network", e.to_string()))?;
     let optimizer_bytes = Recorder::<B>::record(&recorder, optimizer.to_record(), ())
         .map_err(|e| fail("optimiser state", e.to_string()))?;
+    let identity_bytes =
+        serde_json::to_vec(identity).map_err(|e| fail("run identity", e.to_string()))?;
     let progress_bytes =
         serde_json::to_vec(progress).map_err(|e| fail("progress", e.to_string()))?;
-    let mut bytes = b"DEEPINTERP-CHECKPOINT\n".to_vec();
-    for part in [&progress_bytes, &network_bytes, &optimizer_bytes] {
+    let mut bytes = CHECKPOINT_MAGIC.to_vec();
+    for part in [
+        &identity_bytes,
+        &progress_bytes,
+        &network_bytes,
+        &optimizer_bytes,
+    ] {
         bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
         bytes.extend_from_slice(part);
     }
+    let checksum = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&checksum.to_le_bytes());
     crate::model::file::write_atomically(path, &bytes)
 }
 
-fn load_checkpoint<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
-    path: &Path,
-    network: Network<B>,
-    optimizer: O,
-    device: &B::Device,
-) -> Result<(Network<B>, O, Progress), EngineError> {
-    let fail =
-        |reason: &str| EngineError::model_file(path, format!("unusable checkpoint: {reason}"));
-    let bytes = std::fs::read(path).map_err(|e| EngineError::os(path, e))?;
-    let mut rest = bytes
-        .strip_prefix(b"DEEPINTERP-CHECKPOINT\n".as_slice())
-        .ok_or_else(|| fail("not a deepinterp checkpoint"))?;
-    let mut parts = Vec::new();
-    for _ in 0..3 {
-        if rest.len() < 8 {
+/// A checkpoint's bytes, after its size was checked against the memory budget.
+fn read_checkpoint_bytes(path: &Path) -> Result<Vec<u8>, EngineError> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| EngineError::os(path, e))?
+        .len();
+    deepinterp_io::limits::check_memory(path, "the checkpoint", size)?;
+    std::fs::read(path).map_err(|e| EngineError::os(path, e))
+}
+
+/// A checkpoint split into its parts, checksum verified, identity and progress parsed; the
+/// records are still bytes.
+struct CheckpointParts<'a> {
+    identity: RunIdentity,
+    progress: Progress,
+    network: &'a [u8],
+    optimizer: &'a [u8],
+}
+
+impl<'a> CheckpointParts<'a> {
+    fn split(path: &Path, bytes: &'a [u8]) -> Result<Self, EngineError> {
+        let fail =
+            |reason: &str| EngineError::model_file(path, format!("unusable checkpoint: {reason}"));
+        if bytes.starts_with(OLD_CHECKPOINT_MAGIC) {
+            return Err(fail(
+                "made by an older deepinterp (no checksum, no record of what it trains); delete it to start again",
+            ));
+        }
+        let body = bytes
+            .strip_prefix(CHECKPOINT_MAGIC)
+            .ok_or_else(|| fail("not a deepinterp checkpoint"))?;
+        if body.len() < 4 {
             return Err(fail("truncated"));
         }
-        let len = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes")) as usize;
-        let end = len.checked_add(8).filter(|&end| end <= rest.len());
-        let end = end.ok_or_else(|| fail("truncated"))?;
-        parts.push(rest[8..end].to_vec());
-        rest = &rest[end..];
+        let (body, trailer) = body.split_at(body.len() - 4);
+        let checksum = crc32fast::hash(&bytes[..bytes.len() - 4]);
+        if checksum.to_le_bytes() != trailer {
+            return Err(EngineError::model_file(
+                path,
+                "checksum mismatch: the checkpoint is damaged; delete it to start again",
+            ));
+        }
+        let mut rest = body;
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(4);
+        for _ in 0..4 {
+            if rest.len() < 8 {
+                return Err(fail("truncated"));
+            }
+            let declared = u64::from_le_bytes(rest[..8].try_into().expect("8 bytes"));
+            deepinterp_io::limits::check_declared(
+                path,
+                "a checkpoint part",
+                declared,
+                (rest.len() - 8) as u64,
+            )?;
+            // declared <= rest.len() - 8, so it fits in usize.
+            let (part, tail) = rest[8..].split_at(declared as usize);
+            parts.push(part);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(fail("trailing bytes after the optimiser state"));
+        }
+        let identity: RunIdentity =
+            serde_json::from_slice(parts[0]).map_err(|_| fail("bad run identity record"))?;
+        let progress: Progress =
+            serde_json::from_slice(parts[1]).map_err(|_| fail("bad progress record"))?;
+        Ok(Self {
+            identity,
+            progress,
+            network: parts[2],
+            optimizer: parts[3],
+        })
     }
-    let progress: Progress =
-        serde_json::from_slice(&parts[0]).map_err(|_| fail("bad progress record"))?;
-    let recorder = Bytes::default();
-    // burn's byte recorder panics on malformed input; contain it as an error.
-    let restored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let network_record = Recorder::<B>::load(&recorder, parts[1].clone(), device).ok()?;
-        let optimizer_record = Recorder::<B>::load(&recorder, parts[2].clone(), device).ok()?;
-        Some((network_record, optimizer_record))
-    }))
-    .ok()
-    .flatten()
-    .ok_or_else(|| fail("weights or optimiser state do not match this network"))?;
-    let network = network.load_record(restored.0);
-    let optimizer = optimizer.load_record(restored.1);
-    Ok((network, optimizer, progress))
+
+    /// Loads the records into `network` and `optimizer`. The network record must have the
+    /// length of `network`'s own (same layers, same shapes), the optimiser's at most that of
+    /// two states per parameter; burn's recorder and `load_record` panic on malformed or
+    /// mismatched records, which is contained and returned as an error.
+    fn restore<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
+        self,
+        path: &Path,
+        network: Network<B>,
+        optimizer: O,
+        device: &B::Device,
+    ) -> Result<(Network<B>, O, Progress), EngineError> {
+        let fail =
+            |reason: &str| EngineError::model_file(path, format!("unusable checkpoint: {reason}"));
+        let recorder = Bytes::default();
+        let reference = Recorder::<B>::record(&recorder, network.clone().into_record(), ())
+            .map_err(|e| fail(&format!("cannot encode the network: {e}")))?;
+        if reference.len() != self.network.len() {
+            return Err(fail("its network record does not match this network"));
+        }
+        // Adam keeps two moments per parameter, RMSprop one; allow record overhead.
+        let optimizer_limit = (2 * reference.len()).saturating_add(1 << 20);
+        if self.optimizer.len() > optimizer_limit {
+            return Err(fail(
+                "its optimiser state is larger than this network's can be",
+            ));
+        }
+        let network_bytes = self.network.to_vec();
+        let optimizer_bytes = self.optimizer.to_vec();
+        let restored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let network_record = Recorder::<B>::load(&recorder, network_bytes, device).ok()?;
+            let optimizer_record = Recorder::<B>::load(&recorder, optimizer_bytes, device).ok()?;
+            let network = network.load_record(network_record);
+            let optimizer = optimizer.load_record(optimizer_record);
+            Some((network, optimizer))
+        }))
+        .ok()
+        .flatten()
+        .ok_or_else(|| fail("weights or optimiser state do not match this network"))?;
+        Ok((restored.0, restored.1, self.progress))
+    }
 }
+
+/// What a checkpoint holds besides its records.
+#[derive(Clone, Debug)]
+pub struct CheckpointState {
+    /// What the run trains (architecture, window, inputs).
+    pub identity: RunIdentity,
+    /// Steps completed.
+    pub step: usize,
+    /// Every epoch so far.
+    pub history: Vec<EpochReport>,
+    /// Best validation loss so far.
+    pub best_validation_loss: Option<f64>,
+}
+
+/// Fully loads a checkpoint file into `network` (with a fresh `optimizer` of that kind):
+/// size against the budget, checksum, identity and progress records, network and optimiser
+/// records. Never panics on a malformed file.
+pub fn load_checkpoint_file<B: AutodiffBackend>(
+    path: &Path,
+    network: Network<B>,
+    optimizer: OptimizerKind,
+    device: &B::Device,
+) -> Result<(Network<B>, CheckpointState), EngineError> {
+    let bytes = read_checkpoint_bytes(path)?;
+    load_checkpoint_bytes(path, &bytes, network, optimizer, device)
+}
+
+/// [`load_checkpoint_file`] on bytes already in memory (`path` names them in messages):
+/// the entry point of fuzz targets.
+pub fn load_checkpoint_bytes<B: AutodiffBackend>(
+    path: &Path,
+    bytes: &[u8],
+    network: Network<B>,
+    optimizer: OptimizerKind,
+    device: &B::Device,
+) -> Result<(Network<B>, CheckpointState), EngineError> {
+    let parts = CheckpointParts::split(path, bytes)?;
+    let identity = parts.identity.clone();
+    let (network, progress) = match optimizer {
+        OptimizerKind::RmsProp => {
+            let (network, _, progress) = parts.restore(path, network, rmsprop::<B>(), device)?;
+            (network, progress)
+        }
+        OptimizerKind::Adam => {
+            let (network, _, progress) = parts.restore(path, network, adam::<B>(), device)?;
+            (network, progress)
+        }
+    };
+    Ok((
+        network,
+        CheckpointState {
+            identity,
+            step: progress.step,
+            history: progress.history,
+            best_validation_loss: progress.best_validation_loss,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests;

@@ -43,8 +43,15 @@ impl VolumeSampler {
         validation_inputs: Vec<VolumeReader>,
         block: VolumeBlock,
         settings: &TrainSettings,
+        activations: f64,
     ) -> Result<Self, EngineError> {
         block.validate()?;
+        super::check_sample_memory(
+            settings,
+            channel_offsets(&settings.window).len(),
+            block.voxels(),
+            activations,
+        )?;
         if inputs.is_empty() {
             return Err(EngineError::Settings("no training input".into()));
         }
@@ -60,7 +67,7 @@ impl VolumeSampler {
                 }
                 _ => 0,
             };
-            if frames < span + held_out {
+            if frames < span.saturating_add(held_out) {
                 return Err(EngineError::recording(
                     reader.path(),
                     format!(
