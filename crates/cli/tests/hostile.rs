@@ -1265,8 +1265,9 @@ fn build_cases(suite: &mut Suite) {
             vec![flag("imMaxInt")],
         ),
         (
-            "huge_ap_count",
-            Box::new(|m| set_meta(m, "snsApLfSy", b"9223372036854775807,0,1")),
+            // More sync channels than saved channels: neural = saved - sync must not wrap.
+            "huge_sync_count",
+            Box::new(|m| set_meta(m, "snsApLfSy", b"384,0,9223372036854775807")),
             None,
             vec![flag("snsApLfSy")],
         ),
