@@ -39,6 +39,8 @@ struct ArrayHeader {
 
 /// Whether `path` starts with our magic line.
 pub fn is_model_file(path: &Path) -> Result<bool, EngineError> {
+    // A FIFO or a device would block or never end: only regular files are models.
+    deepinterp_io::movie::require_file(path)?;
     let mut file = std::fs::File::open(path).map_err(|e| EngineError::os(path, e))?;
     let mut head = [0u8; MAGIC.len()];
     let read = file.read(&mut head).map_err(|e| EngineError::os(path, e))?;
