@@ -258,7 +258,7 @@ struct TrainArgs {
     #[arg(long)]
     steps: Option<usize>,
     /// Stop after this many minutes (the model so far is saved).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     max_minutes: Option<f64>,
     #[command(flatten)]
     window: WindowArgs,
@@ -269,7 +269,7 @@ struct TrainArgs {
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
     /// Learning rate.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     learning_rate: Option<f64>,
     /// Halve the learning rate every N epochs.
     #[arg(long)]
@@ -287,7 +287,7 @@ struct TrainArgs {
     #[arg(long)]
     validation: Vec<PathBuf>,
     /// Fraction of each input held out for validation when no --validation file is given.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     validation_fraction: Option<f64>,
     /// Fixed validation samples scored after each epoch (default 16; ephys 512).
     #[arg(long)]
@@ -475,22 +475,23 @@ enum EdgesArg {
     DropPadHead,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum LossArg {
     L1,
     L2,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum OptimizerArg {
     Rmsprop,
     Adam,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
     interrupt::install();
     let result = match cli.command {
         Command::Simulate(SimulateCommand::TwoPhoton(args)) => commands::simulate_2p(&args),
@@ -511,6 +512,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version go out as clap writes them; a wrong flag or value is one line (the text
+/// before clap's usage hint), exit code 1 like every other error.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return if error.exit_code() == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let rendered = error.render().to_string();
+    let first_paragraph: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = first_paragraph.join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    eprintln!("error: {}", interrupt::escape_controls(line));
+    ExitCode::FAILURE
 }
 
 /// The backends this build runs on: CPU by default, CUDA with the `cuda` feature.

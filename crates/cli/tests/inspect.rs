@@ -96,7 +96,7 @@ fn a_trained_model_shows_its_training_summary_and_file_version() {
     let report = inspect_json(&model, &[]);
     assert_eq!(report["kind"], "model");
     assert_eq!(report["format"], "deepinterp");
-    assert_eq!(report["format_version"], 1);
+    assert_eq!(report["format_version"], 2);
     assert_eq!(report["deepinterp_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["architecture"], "unet-d1-w4");
     assert_eq!(report["modality"], "2p");

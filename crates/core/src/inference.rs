@@ -100,8 +100,10 @@ pub fn plan<B: Backend>(
         return Err(EngineError::recording(
             &path,
             format!(
-                "frame range {}..={last} is not inside the recording's {} frames",
-                settings.start_frame, info.frames
+                "--start-frame {} and --end-frame {last} do not select frames of the recording's {} (first 0, last {})",
+                settings.start_frame,
+                info.frames,
+                info.frames.saturating_sub(1)
             ),
         ));
     }

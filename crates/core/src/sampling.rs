@@ -90,7 +90,8 @@ impl Window {
         match span {
             Some(span) if span <= MAX_WINDOW_SPAN => Ok(()),
             _ => Err(EngineError::Settings(format!(
-                "the window ({self}) would span more than {MAX_WINDOW_SPAN} frames"
+                "the window would span more than {MAX_WINDOW_SPAN} frames: --pre-frames {}, --post-frames {}, --omitted-frames {}",
+                self.pre_frames, self.post_frames, self.omitted_frames
             ))),
         }
     }

@@ -373,7 +373,7 @@ pub(crate) use crate::output::AtomicOutput as TempOutput;
 /// block on a pipe, read an endless device, or turn either into a confusing
 /// format error. Symbolic links are followed: a link to a regular file is a
 /// regular file.
-pub(crate) fn require_file(path: &Path) -> Result<(), IoError> {
+pub fn require_file(path: &Path) -> Result<(), IoError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => Ok(()),
         Ok(meta) => Err(IoError::InvalidRequest {

@@ -245,6 +245,12 @@ const MAX_FIRING_RATE_HZ: f64 = 20.0;
 /// Checks what a simulated recording's length and channel count make the simulator hold: every
 /// spike of every unit (drawn up front) and the render buffers.
 fn check_ephys_size(args: &SimulateEphysArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.channels <= deepinterp_io::MAX_CHANNELS,
+        "--channels {} is more than the {} channels a recording may have",
+        args.channels,
+        deepinterp_io::MAX_CHANNELS
+    );
     let flag = Path::new("--duration");
     let samples = args.duration * args.sample_rate;
     anyhow::ensure!(

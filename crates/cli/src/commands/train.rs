@@ -12,41 +12,17 @@ use deepinterp::model::{
 };
 use deepinterp::sampling::Window;
 use deepinterp::training::{
-    self, EpochReport, Loss, OptimizerKind, TrainEvent, TrainSettings, TrainingData,
-    ValidationSource,
+    self, EpochReport, Loss, OptimizerKind, RunIdentity, TrainConfigFile, TrainEvent,
+    TrainSettings, TrainingData, ValidationSource, read_train_config,
 };
 use deepinterp::volume::VolumeBlock;
 use deepinterp_io::nifti::open_volume;
 use deepinterp_io::output::{OutputGuard, write_file_atomically};
-use serde::Deserialize;
 
 use crate::backend::{Infer, Train};
 use crate::progress;
 use crate::recording::{Recording, common_modality};
 use crate::{FinetuneArgs, LossArg, OptimizerArg, TrainArgs};
-
-/// Settings a TOML file may hold; every key is optional and flags win.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TrainFile {
-    arch: Option<String>,
-    steps: Option<usize>,
-    max_minutes: Option<f64>,
-    pre_frames: Option<usize>,
-    post_frames: Option<usize>,
-    omitted_frames: Option<usize>,
-    loss: Option<LossArg>,
-    optimizer: Option<OptimizerArg>,
-    learning_rate: Option<f64>,
-    lr_halving_epochs: Option<usize>,
-    batch_size: Option<usize>,
-    steps_per_epoch: Option<usize>,
-    patch_size: Option<usize>,
-    validation_fraction: Option<f64>,
-    validation_samples: Option<usize>,
-    stats_frames: Option<usize>,
-    seed: Option<u64>,
-}
 
 /// Architecture trained by default on movies: small enough to train well in minutes on 2 CPU
 /// cores.
@@ -62,7 +38,7 @@ pub const DEFAULT_FMRI_ARCH: &str = "fmri_unet_denoiser";
 /// Defaults that differ between modalities.
 struct ModalityDefaults {
     arch: &'static str,
-    optimizer: OptimizerArg,
+    optimizer: OptimizerKind,
     patch_size: usize,
     batch_size: usize,
     learning_rate: f64,
@@ -73,7 +49,7 @@ fn modality_defaults(modality: Modality) -> ModalityDefaults {
     match modality {
         Modality::TwoPhoton => ModalityDefaults {
             arch: DEFAULT_ARCH,
-            optimizer: OptimizerArg::Rmsprop,
+            optimizer: OptimizerKind::RmsProp,
             patch_size: 64,
             batch_size: 8,
             learning_rate: 5e-4,
@@ -84,7 +60,7 @@ fn modality_defaults(modality: Modality) -> ModalityDefaults {
         // many validation samples (512 of 384 channels hold 94 MB).
         Modality::Ephys => ModalityDefaults {
             arch: DEFAULT_EPHYS_ARCH,
-            optimizer: OptimizerArg::Rmsprop,
+            optimizer: OptimizerKind::RmsProp,
             patch_size: 0,
             batch_size: 32,
             learning_rate: 5e-4,
@@ -98,7 +74,7 @@ fn modality_defaults(modality: Modality) -> ModalityDefaults {
         // are small, so thousands of validation blocks cost little.
         Modality::Fmri => ModalityDefaults {
             arch: DEFAULT_FMRI_ARCH,
-            optimizer: OptimizerArg::Adam,
+            optimizer: OptimizerKind::Adam,
             patch_size: 0,
             batch_size: 64,
             learning_rate: 1e-3,
@@ -145,23 +121,27 @@ pub fn train(args: &TrainArgs) -> Result<()> {
 /// Settings from flags, then the TOML file, then the modality's defaults.
 fn settings_from(
     args: &TrainArgs,
-    file: &TrainFile,
+    file: &TrainConfigFile,
     modality: Modality,
     window: Window,
 ) -> TrainSettings {
     let defaults = modality_defaults(modality);
-    let optimizer = match args
+    let optimizer = args
         .optimizer
+        .map(|optimizer| match optimizer {
+            OptimizerArg::Rmsprop => OptimizerKind::RmsProp,
+            OptimizerArg::Adam => OptimizerKind::Adam,
+        })
         .or(file.optimizer)
-        .unwrap_or(defaults.optimizer)
-    {
-        OptimizerArg::Rmsprop => OptimizerKind::RmsProp,
-        OptimizerArg::Adam => OptimizerKind::Adam,
-    };
-    let loss = match args.loss.or(file.loss).unwrap_or(LossArg::L1) {
-        LossArg::L1 => Loss::L1,
-        LossArg::L2 => Loss::L2,
-    };
+        .unwrap_or(defaults.optimizer);
+    let loss = args
+        .loss
+        .map(|loss| match loss {
+            LossArg::L1 => Loss::L1,
+            LossArg::L2 => Loss::L2,
+        })
+        .or(file.loss)
+        .unwrap_or(Loss::L1);
     let validation = if args.validation.is_empty() {
         ValidationSource::HeldOut {
             fraction: args
@@ -209,15 +189,10 @@ fn settings_from(
     }
 }
 
-fn read_config(args: &TrainArgs) -> Result<TrainFile> {
+fn read_config(args: &TrainArgs) -> Result<TrainConfigFile> {
     Ok(match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read config", path.display()))?;
-            toml::from_str::<TrainFile>(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
-        }
-        None => TrainFile::default(),
+        Some(path) => read_train_config(path)?,
+        None => TrainConfigFile::default(),
     })
 }
 
@@ -428,7 +403,7 @@ fn run(
     arch: &str,
     modality: Modality,
     network_config: NetworkConfig,
-    settings: TrainSettings,
+    mut settings: TrainSettings,
     start: Option<Start>,
 ) -> Result<()> {
     let device = Default::default();
@@ -439,6 +414,22 @@ fn run(
     if let Some(start) = &start {
         block = start.block.or(block);
     }
+    // The modality's default crop is for frames larger than it; smaller frames train whole.
+    // A crop the user asked for must fit (the engine refuses one that does not).
+    let patch_given = args.patch_size.is_some() || read_config(args)?.patch_size.is_some();
+    if let (Some(patch), Some([height, width]), false) =
+        (settings.patch_size, frame_size, patch_given)
+        && patch > height.min(width)
+    {
+        settings.patch_size = None;
+    }
+    let identity = RunIdentity::new(
+        arch,
+        &network_config,
+        settings.window,
+        &args.inputs,
+        &args.validation,
+    )?;
     let (network, source) = match start {
         Some(start) => (start.network, start.source),
         None => (
@@ -583,10 +574,11 @@ fn run(
         }
         Ok(())
     };
-    let outcome = training::train::<Train>(
+    let outcome = training::train_run::<Train>(
         network,
         data,
         &settings,
+        &identity,
         &checkpoint,
         &device,
         &mut on_event,

@@ -7,7 +7,7 @@
 //! anywhere (header or weights) is found at load. Written to a temp file and renamed, so a
 //! crash never leaves a half-written model.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
@@ -39,6 +39,8 @@ struct ArrayHeader {
 
 /// Whether `path` starts with our magic line.
 pub fn is_model_file(path: &Path) -> Result<bool, EngineError> {
+    // A FIFO or a device would block or never end: only regular files are models.
+    deepinterp_io::movie::require_file(path)?;
     let mut file = std::fs::File::open(path).map_err(|e| EngineError::os(path, e))?;
     let mut head = [0u8; MAGIC.len()];
     let read = file.read(&mut head).map_err(|e| EngineError::os(path, e))?;
@@ -83,29 +85,9 @@ pub fn write_model<B: Backend>(path: &Path, model: &Model<B>) -> Result<(), Engi
 
 /// Writes bytes to a sibling temp file, syncs it and renames it onto `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
-    let directory = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| EngineError::model_file(path, "not a file path"))?;
-    let temp = directory.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if let Err(error) = result {
-        let _ = std::fs::remove_file(&temp);
-        return Err(EngineError::os(path, error));
-    }
-    Ok(())
+    // One temporary-file scheme for every output: registered for the interruption handler,
+    // named after the output and this process so a later run clears what a killed one left.
+    Ok(deepinterp_io::output::write_file_atomically(path, bytes)?)
 }
 
 /// Reads a model written by [`write_model`] (any format version up to [`FORMAT_VERSION`]).

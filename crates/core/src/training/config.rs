@@ -58,6 +58,8 @@ pub struct TrainConfigFile {
 
 /// Reads and checks a training-settings file; its size is bounded before it is read.
 pub fn read_train_config(path: &Path) -> Result<TrainConfigFile, EngineError> {
+    // A FIFO would block and a device never end: only regular files are read.
+    deepinterp_io::movie::require_file(path)?;
     let file = std::fs::File::open(path).map_err(|e| EngineError::os(path, e))?;
     let mut text = String::new();
     // One byte past the limit tells a file at the limit from a longer one without reading

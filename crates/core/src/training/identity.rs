@@ -212,6 +212,14 @@ impl RunIdentity {
                 self.architecture_name()
             ));
         }
+        // Before layer shapes: a window of other size changes the first layer too, and the
+        // window is what the user changed.
+        if self.window != stored.window {
+            return Some(format!(
+                "the checkpoint was made for the window ({}), this run uses ({})",
+                stored.window, self.window
+            ));
+        }
         let configs_differ =
             matches!((&self.network, &stored.network), (Some(a), Some(b)) if a != b);
         if self.weight_shapes != stored.weight_shapes || configs_differ {
@@ -219,12 +227,6 @@ impl RunIdentity {
                 "the checkpoint was made for a network of other layer shapes (architecture {}), this run trains {}",
                 stored.architecture_name(),
                 self.architecture_name()
-            ));
-        }
-        if self.window != stored.window {
-            return Some(format!(
-                "the checkpoint was made for the window ({}), this run uses ({})",
-                stored.window, self.window
             ));
         }
         for (what, now, then) in [

@@ -232,8 +232,8 @@ pub(crate) fn info_from_meta(bin: &Path, meta: &Meta) -> Result<EphysInfo, IoErr
     let trailing_non_neural = stream.trailing_non_neural(meta)?;
     if trailing_non_neural > saved_channels {
         return Err(meta.error(format!(
-            "{} non-neural channels counted, but nSavedChans={saved_channels}",
-            trailing_non_neural
+            "{} counts {trailing_non_neural} non-neural channels, but nSavedChans={saved_channels}",
+            stream.counts_key().unwrap_or("the channel-count key")
         )));
     }
     let neural_channels: Vec<usize> = (0..saved_channels - trailing_non_neural).collect();
@@ -377,6 +377,16 @@ impl StreamKind {
     }
 
     /// How many of the last saved channels are not neural.
+    /// The meta key that counts this stream's channels by kind.
+    fn counts_key(self) -> Option<&'static str> {
+        match self {
+            StreamKind::Imec => Some("snsApLfSy"),
+            StreamKind::Nidq => Some("snsMnMaXaDw"),
+            StreamKind::OneBox => Some("snsXaDwSy"),
+            StreamKind::Unknown => None,
+        }
+    }
+
     fn trailing_non_neural(self, meta: &Meta) -> Result<usize, IoError> {
         let (key, fields, non_neural): (&str, usize, &[usize]) = match self {
             StreamKind::Imec => ("snsApLfSy", 3, &[2]),
