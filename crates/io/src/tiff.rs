@@ -73,7 +73,9 @@ impl TiffMovieReader {
             path: path.to_path_buf(),
             detail: one_line(e),
         };
-        let mut decoder = Decoder::new(BufReader::with_capacity(1 << 16, file))
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        check_first_directory(path, &mut reader, file_bytes)?;
+        let mut decoder = Decoder::new(reader)
             .map_err(not_tiff)?
             .with_limits(decoder_limits(file_bytes));
         let first = page_format(path, &mut decoder, 0, file_bytes)?;
@@ -122,6 +124,94 @@ impl TiffMovieReader {
             detail: one_line(e),
         }
     }
+}
+
+/// `tiff::Decoder::new` reads the first directory with the crate's default limits (one tag
+/// may take up to 256 MiB) before [`decoder_limits`] can apply, so a 40-byte file could make it
+/// allocate that much. The first directory's tags are checked here first: each tag's values
+/// must fit in the file. Anything else odd is left to the decoder, which says what is wrong.
+/// The reader is rewound to the start.
+fn check_first_directory(
+    path: &Path,
+    reader: &mut BufReader<File>,
+    file_bytes: u64,
+) -> Result<(), IoError> {
+    let os = |error| IoError::Os {
+        path: path.to_path_buf(),
+        action: "reading the TIFF header",
+        error,
+    };
+    let take = |reader: &mut BufReader<File>, count: usize| -> Option<[u8; 8]> {
+        let mut bytes = [0u8; 8];
+        std::io::Read::read_exact(reader, &mut bytes[..count]).ok()?;
+        Some(bytes)
+    };
+    let checked = (|| -> Option<Result<(), IoError>> {
+        let header = take(reader, 8)?;
+        let little = match &header[..2] {
+            b"II" => true,
+            b"MM" => false,
+            _ => return None,
+        };
+        let number = |bytes: &[u8]| -> u64 {
+            let mut wide = [0u8; 8];
+            if little {
+                wide[..bytes.len()].copy_from_slice(bytes);
+                u64::from_le_bytes(wide)
+            } else {
+                wide[8 - bytes.len()..].copy_from_slice(bytes);
+                u64::from_be_bytes(wide)
+            }
+        };
+        let big = match number(&header[2..4]) {
+            42 => false,
+            43 => true,
+            _ => return None,
+        };
+        let first_ifd = if big {
+            number(&take(reader, 8)?)
+        } else {
+            number(&header[4..8])
+        };
+        reader.seek(SeekFrom::Start(first_ifd)).ok()?;
+        let (count_bytes, value_count_bytes, entry_bytes) =
+            if big { (8, 8, 20) } else { (2, 4, 12) };
+        let entries = number(&take(reader, count_bytes)?[..count_bytes]);
+        if entries.saturating_mul(entry_bytes) > file_bytes {
+            return Some(check_declared(
+                path,
+                &format!("the first TIFF directory ({entries} entries)"),
+                entries.saturating_mul(entry_bytes),
+                file_bytes,
+            ));
+        }
+        for _ in 0..entries {
+            let entry = take(reader, 4)?;
+            let tag = number(&entry[..2]);
+            let value_size = match number(&entry[2..4]) {
+                1 | 2 | 6 | 7 => 1,
+                3 | 8 => 2,
+                4 | 9 | 11 | 13 => 4,
+                5 | 10 | 12 | 16 | 17 | 18 => 8,
+                _ => 1,
+            };
+            let values = number(&take(reader, value_count_bytes)?[..value_count_bytes]);
+            let declared = values.saturating_mul(value_size);
+            if declared > file_bytes {
+                return Some(check_declared(
+                    path,
+                    &format!("TIFF tag {tag} of the first directory"),
+                    declared,
+                    file_bytes,
+                ));
+            }
+            // The value or its offset.
+            take(reader, entry_bytes as usize - 4 - value_count_bytes)?;
+        }
+        Some(Ok(()))
+    })();
+    reader.seek(SeekFrom::Start(0)).map_err(os)?;
+    checked.unwrap_or(Ok(()))
 }
 
 /// The tiff crate's own limits, as a second line behind [`check_page_sizes`]:
