@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{listing, run, run_ok, s, simulate, tiny_model};
+use common::{TINY_SETTINGS, listing, run, run_ok, s, simulate, tiny_model};
 use deepinterp_io::{Dtype, MovieInfo, create_movie, open_movie};
 
 /// Runs `args`, expects a one-line refusal naming `victim`, and checks `victim` is unchanged.
@@ -180,29 +180,18 @@ fn a_failed_or_unconfirmed_training_run_leaves_the_existing_model_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let (noisy, _) = simulate(dir.path(), 40, 32, 2);
     let model = tiny_model(dir.path(), &noisy, "m.dimodel", &[]);
-    let base = [
-        "train",
-        s(&noisy),
-        "-o",
-        s(&model),
-        "--arch",
-        "unet-d1-w4",
-        "--pre-frames",
-        "2",
-        "--post-frames",
-        "2",
-        "--batch-size",
-        "2",
-        "--patch-size",
-        "16",
-        "--steps-per-epoch",
-        "2",
-    ];
     let with = |extra: &[&str]| -> Vec<String> {
-        base.iter()
-            .chain(extra)
-            .map(|arg| arg.to_string())
-            .collect()
+        let mut args = vec![
+            "train",
+            s(&noisy),
+            "-o",
+            s(&model),
+            "--steps-per-epoch",
+            "2",
+        ];
+        args.extend(TINY_SETTINGS);
+        args.extend(extra);
+        args.into_iter().map(str::to_string).collect()
     };
     // An existing model without --overwrite or --resume.
     let args = with(&["--steps", "2"]);
@@ -232,27 +221,10 @@ fn a_failed_or_unconfirmed_training_run_leaves_the_existing_model_untouched() {
     let poisoned = dir.path().join("poisoned.h5");
     write_movie_with_nan(&noisy, &poisoned, 30);
     let before = std::fs::read(&model).unwrap();
-    let output = run(&[
-        "train",
-        s(&poisoned),
-        "-o",
-        s(&model),
-        "--overwrite",
-        "--arch",
-        "unet-d1-w4",
-        "--pre-frames",
-        "2",
-        "--post-frames",
-        "2",
-        "--batch-size",
-        "2",
-        "--patch-size",
-        "16",
-        "--steps",
-        "20",
-        "--steps-per-epoch",
-        "2",
-    ]);
+    let mut args = vec!["train", s(&poisoned), "-o", s(&model), "--overwrite"];
+    args.extend(TINY_SETTINGS);
+    args.extend(["--steps", "20", "--steps-per-epoch", "2"]);
+    let output = run(&args);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         std::fs::read(&model).unwrap() == before,
@@ -392,28 +364,12 @@ fn a_killed_training_run_resumes_to_the_uninterrupted_model() {
     let steps = ["--steps", "300", "--steps-per-epoch", "2"];
     let straight = tiny_model(dir.path(), &noisy, "straight.dimodel", &steps);
     let killed = dir.path().join("killed.dimodel");
-    let mut args: Vec<String> = [
-        "train",
-        s(&noisy),
-        "-o",
-        s(&killed),
-        "--arch",
-        "unet-d1-w4",
-        "--pre-frames",
-        "2",
-        "--post-frames",
-        "2",
-        "--batch-size",
-        "2",
-        "--patch-size",
-        "16",
-        "--seed",
-        "5",
-    ]
-    .iter()
-    .chain(&steps)
-    .map(|arg| arg.to_string())
-    .collect();
+    let mut args: Vec<String> = ["train", s(&noisy), "-o", s(&killed), "--seed", "5"]
+        .iter()
+        .chain(&TINY_SETTINGS)
+        .chain(&steps)
+        .map(|arg| arg.to_string())
+        .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_deepinterp"))
         .args(&args)
         .stderr(Stdio::null())

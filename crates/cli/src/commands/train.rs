@@ -347,14 +347,14 @@ impl ModelOutputs {
             return Ok(());
         }
         anyhow::ensure!(
-            !self.checkpoint.exists(),
-            "{}: an unfinished run's checkpoint is here; --resume continues it, --overwrite starts afresh",
-            self.checkpoint.display()
-        );
-        anyhow::ensure!(
             !self.model.exists(),
             "{}: a model is already here; --overwrite replaces it once the new one is trained, or choose another -o",
             self.model.display()
+        );
+        anyhow::ensure!(
+            !self.checkpoint.exists(),
+            "{}: an unfinished run's checkpoint is here; --resume continues it, --overwrite starts afresh",
+            self.checkpoint.display()
         );
         Ok(())
     }

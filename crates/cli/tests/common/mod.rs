@@ -82,21 +82,23 @@ pub fn train_briefly(
     model
 }
 
+/// The settings of [`tiny_model`]: the smallest network, window 2/2/0, tiny batches and crops.
+pub const TINY_SETTINGS: [&str; 10] = [
+    "--arch",
+    "unet-d1-w4",
+    "--pre-frames",
+    "2",
+    "--post-frames",
+    "2",
+    "--batch-size",
+    "2",
+    "--patch-size",
+    "16",
+];
+
 /// Trains a tiny model (window 2/2/0) for a few steps: enough to exercise the pipeline.
 pub fn tiny_model(dir: &Path, input: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    let settings = [
-        "--arch",
-        "unet-d1-w4",
-        "--pre-frames",
-        "2",
-        "--post-frames",
-        "2",
-        "--batch-size",
-        "2",
-        "--patch-size",
-        "16",
-    ];
-    train_briefly(dir, input, name, &settings, extra)
+    train_briefly(dir, input, name, &TINY_SETTINGS, extra)
 }
 
 /// Parses "peak memory N MiB" from denoise's summary line.
