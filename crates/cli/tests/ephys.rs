@@ -7,30 +7,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{model_header, peak_mib, run, run_ok, s, shared, train_briefly};
+use common::{
+    model_header, peak_mib, run, run_ok, s, shared, simulate_ephys as simulate, train_briefly,
+};
 use deepinterp_io::ephys::open_ephys;
 use deepinterp_io::open_movie;
-
-/// Simulates `seconds` of a `channels`-channel probe; returns (noisy, clean).
-fn simulate(dir: &Path, channels: usize, seconds: f64, seed: u64) -> (PathBuf, PathBuf) {
-    let noisy = dir.join(format!("noisy-{channels}-{seed}.bin"));
-    let clean = dir.join(format!("clean-{channels}-{seed}.bin"));
-    run_ok(&[
-        "simulate",
-        "ephys",
-        "-o",
-        s(&noisy),
-        "--clean",
-        s(&clean),
-        "--channels",
-        &channels.to_string(),
-        "--duration",
-        &seconds.to_string(),
-        "--seed",
-        &seed.to_string(),
-    ]);
-    (noisy, clean)
-}
 
 /// A tiny probe-grid model trained for a few steps: enough to exercise the pipeline.
 fn tiny_ephys_model(dir: &Path, input: &Path, name: &str, extra: &[&str]) -> PathBuf {

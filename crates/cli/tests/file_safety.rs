@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TINY_SETTINGS, listing, run, run_ok, s, simulate, tiny_model};
+use common::{TINY_SETTINGS, listing, run, run_ok, s, simulate, simulate_ephys, tiny_model};
 use deepinterp_io::{Dtype, MovieInfo, create_movie, open_movie};
 
 /// Runs `args`, expects a one-line refusal naming `victim`, and checks `victim` is unchanged.
@@ -35,26 +35,6 @@ fn refused(args: &[&str], victim: &Path) {
     );
 }
 
-fn simulate_ephys(dir: &Path, name: &str) -> PathBuf {
-    let noisy = dir.join(format!("{name}.bin"));
-    let clean = dir.join(format!("{name}-clean.bin"));
-    run_ok(&[
-        "simulate",
-        "ephys",
-        "-o",
-        s(&noisy),
-        "--clean",
-        s(&clean),
-        "--duration",
-        "0.2",
-        "--channels",
-        "16",
-        "--seed",
-        "3",
-    ]);
-    noisy
-}
-
 #[test]
 fn no_command_writes_over_its_inputs_or_their_sidecars() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,7 +51,7 @@ fn no_command_writes_over_its_inputs_or_their_sidecars() {
     ]);
 
     // 1. train REC.bin -o REC.meta: the training recording's own SpikeGLX header.
-    let recording = simulate_ephys(dir.path(), "rec");
+    let (recording, _) = simulate_ephys(dir.path(), 16, 0.2, 3);
     let meta = recording.with_extension("meta");
     refused(
         &[

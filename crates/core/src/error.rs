@@ -74,20 +74,9 @@ impl EngineError {
     }
 }
 
-/// Text taken from a file (a layer or array name, a JSON key), fit to echo in a one-line
-/// message: control characters (newlines, escapes that would drive a terminal) are written
-/// as Rust escapes, the rest is kept.
-pub fn escape_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+/// Text taken from a file, fit to echo in a one-line message: io's escaping, so every crate
+/// writes file text the same way.
+pub use deepinterp_io::error::escape_text;
 
 /// The first value of `values` that is not finite, as (index, value).
 pub(crate) fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {

@@ -129,3 +129,24 @@ pub fn listing(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Simulates `seconds` of a `channels`-channel probe; returns (noisy, clean).
+pub fn simulate_ephys(dir: &Path, channels: usize, seconds: f64, seed: u64) -> (PathBuf, PathBuf) {
+    let noisy = dir.join(format!("noisy-{channels}-{seed}.bin"));
+    let clean = dir.join(format!("clean-{channels}-{seed}.bin"));
+    run_ok(&[
+        "simulate",
+        "ephys",
+        "-o",
+        s(&noisy),
+        "--clean",
+        s(&clean),
+        "--channels",
+        &channels.to_string(),
+        "--duration",
+        &seconds.to_string(),
+        "--seed",
+        &seed.to_string(),
+    ]);
+    (noisy, clean)
+}
