@@ -1,0 +1,34 @@
+//! CPU kernels for DeepInterpolation's U-Nets (planar and volumetric), independent of burn.
+//!
+//! This crate owns the CPU forward pass: [`UNet`] holds a network's weights packed once for
+//! the kernels, [`Workspace`] the activations of one call, reused across calls of the same
+//! shape. Everything runs in one layout: channels in blocks of [`LANES`] innermost (so a
+//! concatenation of channels is a concatenation of blocks, written in place by the layers
+//! that produce it), spatial positions padded with a zero halo as wide as the kernels reach
+//! (so Keras `same` padding, asymmetric included, is read in place), and the samples of a
+//! batch stacked along the slowest axis. Convolutions are direct and register-blocked, with
+//! bias and ReLU applied in their epilogue; the instruction set is chosen at run time
+//! ([`Isa`]: AVX-512 → AVX2/FMA → portable).
+//!
+//! burn's implementation stays the reference: `deepinterp`'s tests compare the two on every
+//! architecture family.
+
+mod conv;
+mod dispatch;
+mod layout;
+mod resample;
+mod unet;
+
+pub use dispatch::Isa;
+pub use unet::{ConvWeights, UNet, Workspace};
+
+/// Channels per block: one AVX-512 register of `f32`.
+pub const LANES: usize = 16;
+
+/// Why a network cannot be built or run by these kernels.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// Weights or shapes that do not describe a U-Net.
+    #[error("{0}")]
+    Shape(String),
+}

@@ -1,0 +1,384 @@
+//! A DeepInterpolation U-Net (planar or volumetric) run by this crate's kernels: encoder
+//! conv + ReLU levels separated by max-pooling (floor), a bottleneck conv, a decoder that
+//! upsamples (nearest, zero-padded to the skip's size), concatenates `[upsampled, skip]` and
+//! applies conv + ReLU, then a linear conv to one channel.
+//!
+//! The concatenation is never copied: each level's decoder input is one set of channel
+//! blocks, the upsampled map written into its first blocks and the encoder conv's output
+//! written straight into the rest.
+
+use crate::conv::PackedConv;
+use crate::dispatch::Isa;
+use crate::layout::{Geometry, blocks, halo_for};
+use crate::resample::{max_pool, pack_input, read_output, upsample};
+use crate::{KernelError, LANES};
+
+/// One convolution's weights as burn stores them.
+#[derive(Clone, Debug)]
+pub struct ConvWeights {
+    /// Output channels.
+    pub out_channels: usize,
+    /// Input channels.
+    pub in_channels: usize,
+    /// Kernel sides `[depth, height, width]` (a planar kernel has depth 1).
+    pub kernel: [usize; 3],
+    /// `[out][in][depth][height][width]`.
+    pub weight: Vec<f32>,
+    /// `[out]`.
+    pub bias: Vec<f32>,
+}
+
+/// A U-Net with its weights packed for one instruction set.
+#[derive(Clone, Debug)]
+pub struct UNet {
+    isa: Isa,
+    in_channels: usize,
+    widths: Vec<usize>,
+    bottleneck_width: usize,
+    pools: Vec<[usize; 3]>,
+    /// In execution order: encoder, bottleneck, decoder (deepest first), final.
+    convs: Vec<PackedConv>,
+    threads: usize,
+}
+
+impl UNet {
+    /// Packs `convs` (in execution order) for the best instruction set of this CPU.
+    pub fn new(convs: &[ConvWeights], pools: &[[usize; 3]]) -> Result<Self, KernelError> {
+        Self::with_isa(Isa::detected(), convs, pools)
+    }
+
+    /// Packs `convs` for `isa` (which the CPU must support: see [`Isa::supported`]).
+    pub fn with_isa(
+        isa: Isa,
+        convs: &[ConvWeights],
+        pools: &[[usize; 3]],
+    ) -> Result<Self, KernelError> {
+        if !Isa::supported().contains(&isa) {
+            return Err(KernelError::Shape(format!(
+                "this CPU cannot run the {} kernels",
+                isa.name()
+            )));
+        }
+        let depth = pools.len();
+        if convs.len() != 2 * depth + 2 {
+            return Err(KernelError::Shape(format!(
+                "a U-Net of depth {depth} has {} convolutions, not {}",
+                2 * depth + 2,
+                convs.len()
+            )));
+        }
+        for (index, conv) in convs.iter().enumerate() {
+            let taps: usize = conv.kernel.iter().product();
+            if taps == 0
+                || conv.out_channels == 0
+                || conv.in_channels == 0
+                || conv.weight.len() != conv.out_channels * conv.in_channels * taps
+                || conv.bias.len() != conv.out_channels
+            {
+                return Err(KernelError::Shape(format!(
+                    "convolution {index}: weights do not match its shape {}→{} {:?}",
+                    conv.in_channels, conv.out_channels, conv.kernel
+                )));
+            }
+        }
+        if pools.iter().flatten().any(|&side| side == 0) {
+            return Err(KernelError::Shape("a pool side of 0".into()));
+        }
+        let in_channels = convs[0].in_channels;
+        let widths: Vec<usize> = convs[..depth].iter().map(|c| c.out_channels).collect();
+        let bottleneck_width = convs[depth].out_channels;
+        let expect = |index: usize, input: usize, output: usize| {
+            let conv = &convs[index];
+            if conv.in_channels == input && conv.out_channels == output {
+                Ok(())
+            } else {
+                Err(KernelError::Shape(format!(
+                    "convolution {index} maps {}→{} channels where the U-Net needs {input}→{output}",
+                    conv.in_channels, conv.out_channels
+                )))
+            }
+        };
+        let mut channels = in_channels;
+        for (level, &width) in widths.iter().enumerate() {
+            expect(level, channels, width)?;
+            channels = width;
+        }
+        expect(depth, channels, bottleneck_width)?;
+        channels = bottleneck_width;
+        for level in (0..depth).rev() {
+            expect(2 * depth - level, channels + widths[level], widths[level])?;
+            channels = widths[level];
+        }
+        expect(2 * depth + 1, channels, 1)?;
+
+        let contiguous = |channels: usize| (0..channels).collect::<Vec<_>>();
+        let mut packed = Vec::with_capacity(convs.len());
+        for (index, conv) in convs.iter().enumerate() {
+            let (slots, in_blocks) = if index > depth && index <= 2 * depth {
+                let level = 2 * depth - index;
+                let up = conv.in_channels - widths[level];
+                let up_slots = blocks(up) * LANES;
+                let slots: Vec<usize> = (0..conv.in_channels)
+                    .map(|c| if c < up { c } else { up_slots + c - up })
+                    .collect();
+                (slots, blocks(up) + blocks(widths[level]))
+            } else {
+                (contiguous(conv.in_channels), blocks(conv.in_channels))
+            };
+            packed.push(PackedConv::new(
+                isa,
+                &conv.weight,
+                &conv.bias,
+                conv.out_channels,
+                &slots,
+                in_blocks,
+                conv.kernel,
+                index != 2 * depth + 1,
+            ));
+        }
+        Ok(Self {
+            isa,
+            in_channels,
+            widths,
+            bottleneck_width,
+            pools: pools.to_vec(),
+            convs: packed,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        })
+    }
+
+    /// The instruction set the weights were packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Threads each convolution splits its positions over (default: the CPUs available).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+
+    /// Interior sides of every level for an input of `size`, or why it is too small.
+    fn level_sizes(&self, size: [usize; 3]) -> Result<Vec<[usize; 3]>, KernelError> {
+        let mut sizes = vec![size];
+        for pool in &self.pools {
+            let last = sizes[sizes.len() - 1];
+            let next = [0, 1, 2].map(|a| last[a] / pool[a]);
+            if next.contains(&0) {
+                return Err(KernelError::Shape(format!(
+                    "an input of {size:?} is too small for pools {:?}",
+                    self.pools
+                )));
+            }
+            sizes.push(next);
+        }
+        Ok(sizes)
+    }
+
+    /// Runs the network on `samples` inputs `[samples][in_channels][depth][height][width]`
+    /// of interior `size`; writes `[samples][depth][height][width]` to `output`.
+    pub fn forward(
+        &self,
+        workspace: &mut Workspace,
+        input: &[f32],
+        samples: usize,
+        size: [usize; 3],
+        output: &mut [f32],
+    ) -> Result<(), KernelError> {
+        let voxels: usize = size.iter().product();
+        if input.len() != samples * self.in_channels * voxels || output.len() != samples * voxels
+        {
+            return Err(KernelError::Shape(format!(
+                "{} input and {} output values for {samples} samples of {size:?} with {} channels",
+                input.len(),
+                output.len(),
+                self.in_channels
+            )));
+        }
+        if samples == 0 {
+            return Ok(());
+        }
+        self.prepare(workspace, samples, size)?;
+        let depth = self.pools.len();
+        let threads = self.threads;
+        let ws = workspace;
+        let geo = &ws.geometries;
+        pack_input(&geo[0], samples, self.in_channels, input, &mut ws.input);
+        for level in 0..depth {
+            let skip_start = blocks(self.up_channels(level)) * geo[level].block_len();
+            let source = if level == 0 {
+                &ws.input
+            } else {
+                &ws.pooled[level - 1]
+            };
+            let (_, skip) = ws.concat[level].split_at_mut(skip_start);
+            self.convs[level].run(&geo[level], samples, source, skip, threads);
+            max_pool(
+                &geo[level],
+                &geo[level + 1],
+                samples,
+                blocks(self.widths[level]),
+                self.pools[level],
+                skip,
+                &mut ws.pooled[level],
+            );
+        }
+        let bottom_input = if depth == 0 {
+            &ws.input
+        } else {
+            &ws.pooled[depth - 1]
+        };
+        self.convs[depth].run(
+            &geo[depth],
+            samples,
+            bottom_input,
+            &mut ws.bottleneck,
+            threads,
+        );
+        for level in (0..depth).rev() {
+            let below = if level == depth - 1 {
+                &ws.bottleneck
+            } else {
+                &ws.decoded[level + 1]
+            };
+            upsample(
+                &geo[level + 1],
+                &geo[level],
+                samples,
+                blocks(self.up_channels(level)),
+                self.pools[level],
+                below,
+                &mut ws.concat[level],
+            );
+            self.convs[2 * depth - level].run(
+                &geo[level],
+                samples,
+                &ws.concat[level],
+                &mut ws.decoded[level],
+                threads,
+            );
+        }
+        let features = if depth == 0 {
+            &ws.bottleneck
+        } else {
+            &ws.decoded[0]
+        };
+        self.convs[2 * depth + 1].run(&geo[0], samples, features, &mut ws.last, threads);
+        read_output(&geo[0], samples, &ws.last, output);
+        Ok(())
+    }
+
+    /// Channels upsampled into level `level`'s decoder input.
+    fn up_channels(&self, level: usize) -> usize {
+        if level + 1 == self.pools.len() {
+            self.bottleneck_width
+        } else {
+            self.widths[level + 1]
+        }
+    }
+
+    /// Sizes the workspace's buffers for `samples` inputs of `size` (kept when they fit).
+    fn prepare(
+        &self,
+        workspace: &mut Workspace,
+        samples: usize,
+        size: [usize; 3],
+    ) -> Result<(), KernelError> {
+        if let Some((capacity, held)) = workspace.shape
+            && held == size
+            && capacity >= samples
+            && workspace.isa == Some(self.isa)
+        {
+            return Ok(());
+        }
+        let depth = self.pools.len();
+        let sizes = self.level_sizes(size)?;
+        let kernel = |index: usize| self.convs[index].kernel;
+        let geometries: Vec<Geometry> = (0..=depth)
+            .map(|level| {
+                let mut kernels = Vec::new();
+                if level < depth {
+                    kernels.push(kernel(level));
+                    kernels.push(kernel(2 * depth - level));
+                } else {
+                    kernels.push(kernel(depth));
+                }
+                if level == 0 {
+                    kernels.push(kernel(2 * depth + 1));
+                }
+                let (before, after) = halo_for(&kernels);
+                Geometry {
+                    size: sizes[level],
+                    before,
+                    after,
+                    capacity: samples,
+                }
+            })
+            .collect();
+        let buffer = |level: usize, channels: usize| -> Vec<f32> {
+            vec![0f32; blocks(channels) * geometries[level].block_len()]
+        };
+        let concat_len = |level: usize| {
+            (blocks(self.up_channels(level)) + blocks(self.widths[level]))
+                * geometries[level].block_len()
+        };
+        *workspace = Workspace {
+            shape: Some((samples, size)),
+            isa: Some(self.isa),
+            input: buffer(0, self.in_channels),
+            concat: (0..depth).map(|l| vec![0f32; concat_len(l)]).collect(),
+            pooled: (0..depth)
+                .map(|l| buffer(l + 1, self.widths[l]))
+                .collect(),
+            bottleneck: buffer(depth, self.bottleneck_width),
+            decoded: (0..depth).map(|l| buffer(l, self.widths[l])).collect(),
+            last: buffer(0, 1),
+            geometries,
+        };
+        Ok(())
+    }
+}
+
+/// The activations of one forward pass, kept between calls of the same shape so that
+/// nothing is allocated or zeroed per call.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    /// Samples held and interior size of the input.
+    shape: Option<(usize, [usize; 3])>,
+    isa: Option<Isa>,
+    geometries: Vec<Geometry>,
+    input: Vec<f32>,
+    /// Per level: `[upsampled blocks | encoder output blocks]`.
+    concat: Vec<Vec<f32>>,
+    /// Per level below the first: the pooled encoder output.
+    pooled: Vec<Vec<f32>>,
+    bottleneck: Vec<f32>,
+    /// Per level: the decoder conv's output.
+    decoded: Vec<Vec<f32>>,
+    /// The final conv's output (one block).
+    last: Vec<f32>,
+}
+
+impl Workspace {
+    /// An empty workspace; the first forward pass sizes it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        let floats = self.input.len()
+            + self.bottleneck.len()
+            + self.last.len()
+            + [&self.concat, &self.pooled, &self.decoded]
+                .iter()
+                .flat_map(|buffers| buffers.iter())
+                .map(Vec::len)
+                .sum::<usize>();
+        floats * 4
+    }
+}
