@@ -384,6 +384,16 @@ struct DenoiseArgs {
     /// or fast (blocks tiled over each volume, many voxels per pass).
     #[arg(long, value_enum, default_value_t = ModeArg::Fast)]
     mode: ModeArg,
+    /// What runs the network: our CPU kernels (the default of a CPU build) or burn (the
+    /// default with CUDA; on the CPU, the reference implementation, slower).
+    #[arg(long, value_enum)]
+    engine: Option<EngineArg>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum EngineArg {
+    Kernels,
+    Burn,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -549,4 +559,11 @@ mod backend {
     pub use deepinterp::backend::{Cpu as Infer, CpuTrain as Train};
     #[cfg(feature = "cuda")]
     pub use deepinterp::backend::{Gpu as Infer, GpuTrain as Train};
+    use deepinterp::engine::Engine;
+
+    /// What runs inference unless `--engine` says otherwise.
+    #[cfg(not(feature = "cuda"))]
+    pub const DEFAULT_ENGINE: Engine = Engine::Kernels;
+    #[cfg(feature = "cuda")]
+    pub const DEFAULT_ENGINE: Engine = Engine::Burn;
 }

@@ -7,12 +7,13 @@
 
 use std::ops::Range;
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::backend::Backend;
 use deepinterp_io::{MovieReader, MovieWriter};
 use serde::{Deserialize, Serialize};
 
 use deepinterp_io::limits::check_memory;
 
+use crate::engine::{Engine, Forward};
 use crate::error::{EngineError, first_non_finite};
 use crate::model::Model;
 use crate::sampling::{Crop, FrameBlock, Normalization, Window};
@@ -42,6 +43,8 @@ pub struct DenoiseSettings {
     pub end_frame: Option<usize>,
     /// Frames the normalisation statistics come from (`None`: the model's policy).
     pub stats_frames: Option<usize>,
+    /// What runs the network.
+    pub engine: Engine,
 }
 
 impl Default for DenoiseSettings {
@@ -52,6 +55,7 @@ impl Default for DenoiseSettings {
             start_frame: 0,
             end_frame: None,
             stats_frames: None,
+            engine: Engine::default(),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct DenoisePlan {
     pub height: usize,
     /// Frame width.
     pub width: usize,
+    /// What runs the network.
+    pub engine: Engine,
 }
 
 /// Decides what a run produces; fails before any output exists if the recording cannot be
@@ -164,6 +170,7 @@ pub fn plan<B: Backend>(
         batch_size,
         height: info.height,
         width: info.width,
+        engine: settings.engine,
     })
 }
 
@@ -225,9 +232,12 @@ pub fn run<B: Backend>(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(), EngineError> {
     let window = model.spec.window;
-    let network = model.network.planar().ok_or_else(|| {
-        EngineError::InvalidModel("a volumetric model cannot denoise frames".into())
-    })?;
+    if model.network.planar().is_none() {
+        return Err(EngineError::InvalidModel(
+            "a volumetric model cannot denoise frames".into(),
+        ));
+    }
+    let mut forward = Forward::new(&model.network, plan.engine, device)?;
     let frames = reader.info().frames;
     let (height, width) = (plan.height, plan.width);
     let plane = height * width;
@@ -256,16 +266,7 @@ pub fn run<B: Backend>(
             let sample = &mut inputs[index * channels * plane..(index + 1) * channels * plane];
             block.gather(sample_sources, Crop::full(height, width), sample);
         }
-        let input = Tensor::<B, 4>::from_data(
-            TensorData::new(inputs, [batch, channels, height, width]),
-            device,
-        );
-        let output = network.forward_any_size(input);
-        let mut values = output
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .map_err(|e| EngineError::InvalidModel(format!("cannot read network output: {e:?}")))?;
+        let mut values = forward.planar(inputs, [batch, channels, height, width])?;
         // A NaN or infinity never reaches the writer: the run fails and the writer, dropped
         // on the error, removes its unfinished file.
         if let Some((index, value)) = first_non_finite(&values) {

@@ -19,10 +19,11 @@
 use std::ops::Range;
 use std::path::Path;
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::backend::Backend;
 use deepinterp_io::nifti::{VolumeReader, VolumeWriter};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{Engine, Forward};
 use crate::error::EngineError;
 use crate::model::Model;
 use crate::sampling::{Normalization, Window};
@@ -365,6 +366,8 @@ pub struct VolumeDenoiseSettings {
     pub mode: VolumeMode,
     /// Blocks per network call.
     pub batch_blocks: usize,
+    /// What runs the network.
+    pub engine: Engine,
 }
 
 impl Default for VolumeDenoiseSettings {
@@ -372,6 +375,7 @@ impl Default for VolumeDenoiseSettings {
         Self {
             mode: VolumeMode::Fast,
             batch_blocks: 1024,
+            engine: Engine::default(),
         }
     }
 }
@@ -437,7 +441,7 @@ pub fn denoise_volumes<B: Backend>(
     device: &B::Device,
     progress: &mut dyn FnMut(usize),
 ) -> Result<VolumeDenoiseSummary, EngineError> {
-    let network = model.network.volumetric().ok_or_else(|| {
+    model.network.volumetric().ok_or_else(|| {
         EngineError::Settings(format!(
             "a {} model cannot denoise an fMRI run",
             model.spec.modality.name()
@@ -496,6 +500,7 @@ pub fn denoise_volumes<B: Backend>(
     let mut stack = VolumeStack::new(shape, frames);
     let mut output = vec![0f32; volume_len];
     let mut blocks_run = 0;
+    let mut forward = Forward::new(&model.network, settings.engine, device)?;
     for t in 0..frames {
         stack.hold(reader, t.saturating_sub(reach_before)..t + reach_after + 1)?;
         for batch in origins.chunks(batch_blocks) {
@@ -512,21 +517,10 @@ pub fn denoise_volumes<B: Backend>(
                     None,
                 );
             }
-            let input = Tensor::<B, 5>::from_data(
-                TensorData::new(
-                    inputs,
-                    [batch.len(), channels, sides[0], sides[1], sides[2]],
-                ),
-                device,
-            );
-            let predicted = network
-                .forward(input)
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .map_err(|e| {
-                    EngineError::InvalidModel(format!("cannot read network output: {e:?}"))
-                })?;
+            let predicted = forward.volumetric(
+                inputs,
+                [batch.len(), channels, sides[0], sides[1], sides[2]],
+            )?;
             // A NaN or infinity never reaches the writer: the run fails and the writer,
             // dropped on the error, removes its unfinished file.
             if let Some((_, value)) = crate::error::first_non_finite(&predicted) {

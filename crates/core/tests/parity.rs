@@ -1,11 +1,13 @@
 //! Parity with the original implementation's goldens (`shared/fixtures/keras`): the paper's
 //! two-photon, Neuropixels and fMRI networks reproduce Keras' outputs, and denoising
 //! reproduces the original's end-to-end output files. Tolerances are the fixtures README's.
+//! Networks are checked through both engines (our kernels and burn); the end-to-end runs go
+//! through the default one.
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Tensor, TensorData};
 use deepinterp::backend::Cpu;
+use deepinterp::engine::{Engine, Forward};
 use deepinterp::inference::{self, DenoisePlan, DenoiseSettings, EdgeMode};
 use deepinterp::model::{Modality, Model, load_model};
 use deepinterp::probe::GridRecording;
@@ -70,23 +72,24 @@ fn compare_network(model: &Model<Cpu>, input: &str, output: &str) {
     let shape: [usize; 4] = shape.try_into().unwrap();
     let nchw = to_nchw(&data, shape);
     let [n, h, w, c] = shape;
-    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(nchw, [n, c, h, w]), &device);
-    let y = model
-        .network
-        .planar()
-        .unwrap()
-        .forward(x)
-        .into_data()
-        .to_vec::<f32>()
-        .unwrap();
     let (_, golden) = read_npy_f32(&dir.join(output)).unwrap();
-    let diff = max_abs_diff(&y, &golden);
-    let tolerance = 3e-5 * max_abs(&golden);
-    println!("{input}: max |rust - keras| = {diff:.3e} (tolerance {tolerance:.3e})");
-    assert!(
-        diff <= tolerance,
-        "{input}: max abs diff {diff} > {tolerance}"
-    );
+    for engine in [Engine::Kernels, Engine::Burn] {
+        let y = Forward::new(&model.network, engine, &device)
+            .unwrap()
+            .planar(nchw.clone(), [n, c, h, w])
+            .unwrap();
+        let diff = max_abs_diff(&y, &golden);
+        let tolerance = 3e-5 * max_abs(&golden);
+        println!(
+            "{input} ({}): max |rust - keras| = {diff:.3e} (tolerance {tolerance:.3e})",
+            engine.name()
+        );
+        assert!(
+            diff <= tolerance,
+            "{input} ({}): max abs diff {diff} > {tolerance}",
+            engine.name()
+        );
+    }
 }
 
 #[test]
@@ -177,6 +180,7 @@ fn denoise_padded_variant_matches_original_output() {
             start_frame: 20,
             end_frame: Some(60),
             stats_frames: Some(50),
+            engine: Engine::default(),
         },
         "ophys_e2e_output_variant_padded.h5",
         0.051,
@@ -274,25 +278,23 @@ fn fmri_unet_denoiser_matches_keras_in_both_file_layouts() {
             })
         );
         assert_eq!(model.spec.network.parameter_count(), 44_369);
-        let x = Tensor::<Cpu, 5>::from_data(
-            TensorData::new(to_ncdhw(&data, shape), [n, c, sx, sy, sz]),
-            &device,
-        );
-        let y = model
-            .network
-            .volumetric()
-            .unwrap()
-            .forward(x)
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        let diff = max_abs_diff(&y, &golden);
-        let tolerance = 3e-5 * max_abs(&golden);
-        println!("{file}: max |rust - keras| = {diff:.3e} (tolerance {tolerance:.3e})");
-        assert!(
-            diff <= tolerance,
-            "{file}: max abs diff {diff} > {tolerance}"
-        );
+        for engine in [Engine::Kernels, Engine::Burn] {
+            let y = Forward::new(&model.network, engine, &device)
+                .unwrap()
+                .volumetric(to_ncdhw(&data, shape), [n, c, sx, sy, sz])
+                .unwrap();
+            let diff = max_abs_diff(&y, &golden);
+            let tolerance = 3e-5 * max_abs(&golden);
+            println!(
+                "{file} ({}): max |rust - keras| = {diff:.3e} (tolerance {tolerance:.3e})",
+                engine.name()
+            );
+            assert!(
+                diff <= tolerance,
+                "{file} ({}): max abs diff {diff} > {tolerance}",
+                engine.name()
+            );
+        }
     }
 }
 
@@ -313,6 +315,7 @@ fn fmri_parity_mode_matches_original_output() {
     let settings = VolumeDenoiseSettings {
         mode: VolumeMode::Parity,
         batch_blocks: 500,
+        engine: Engine::default(),
     };
     let summary = denoise_volumes(
         &model,

@@ -152,6 +152,7 @@ fn default_denoise_args(input: &Path, output: &Path, model: &Path) -> DenoiseArg
         stats_frames: None,
         window: WindowArgs::default(),
         mode: ModeArg::Fast,
+        engine: None,
     }
 }
 

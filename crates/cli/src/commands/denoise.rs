@@ -3,6 +3,7 @@
 //! fMRI runs go through the volumetric path (`deepinterp::volume`), in parity or fast mode.
 
 use anyhow::Result;
+use deepinterp::engine::Engine;
 use deepinterp::inference::{self, DenoiseSettings, EdgeMode};
 use deepinterp::model::{Model, load_model};
 use deepinterp::sampling::Window;
@@ -15,7 +16,7 @@ use crate::backend::Infer;
 use crate::commands::simulate::clipped_note;
 use crate::progress;
 use crate::recording::{Recording, modality_of};
-use crate::{DenoiseArgs, DtypeArg, EdgesArg, ModeArg};
+use crate::{DenoiseArgs, DtypeArg, EdgesArg, EngineArg, ModeArg};
 
 pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
     // Replacing the raw recording (or the model) by the denoised output would lose it for good.
@@ -83,6 +84,7 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
         start_frame: args.start_frame,
         end_frame: args.end_frame,
         stats_frames: args.stats_frames,
+        engine: engine(args),
     };
     let plan = inference::plan(&model, recording.reader(), &settings)?;
     let dtype = args
@@ -108,17 +110,26 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
-        "denoised {} {unit} of {} with {} ({}) into {} in {seconds:.1} s ({:.1} {unit}/s){}{}",
+        "denoised {} {unit} of {} with {} ({}, {} engine) into {} in {seconds:.1} s ({:.1} {unit}/s){}{}",
         plan.output_frames,
         args.input.display(),
         args.model.display(),
         model.spec.architecture,
+        plan.engine.name(),
         summary.path.display(),
         plan.output_frames as f64 / seconds.max(1e-9),
         clipped_note(summary.clipped_values),
         progress::peak_rss_note()
     );
     Ok(summary)
+}
+
+/// The engine asked for, else this build's default (our kernels on the CPU, burn on CUDA).
+fn engine(args: &DenoiseArgs) -> Engine {
+    args.engine.map_or(crate::backend::DEFAULT_ENGINE, |engine| match engine {
+        EngineArg::Kernels => Engine::Kernels,
+        EngineArg::Burn => Engine::Burn,
+    })
 }
 
 /// Denoises an fMRI run with a volumetric model, into a NIfTI file with the input's header.
@@ -153,6 +164,7 @@ fn denoise_run(
             ModeArg::Fast => VolumeMode::Fast,
         },
         batch_blocks: args.batch_size.unwrap_or(1024),
+        engine: engine(args),
     };
     // The writer works on a temp file: any error below drops it and removes it.
     let mut writer = create_volume_like(&reader, &args.output, dtype, frames)?;
