@@ -59,13 +59,21 @@ const BT: [[f32; N]; N] = [
     [0.0, 1.0, -1.5, -2.0, 1.5, 1.0],
 ];
 
-/// Bytes of transformed inputs and products a tile group may hold: half this CPU family's
-/// L2, so that the weights streaming through beside them do not push them out.
+/// Bytes of transformed inputs and products a tile group may hold: half of this CPU
+/// family's L2, so that everything a group makes stays there until it is used.
 const GROUP_BYTES: usize = 1 << 20;
 
-/// Fewest tiles per group: every group streams all the transformed weights once, so a group
-/// must be large enough for that to cost less than its arithmetic.
-const MIN_GROUP_TILES: usize = 28;
+/// Transformed weights small enough to stay in L2 from one group to the next.
+const RESIDENT_WEIGHT_BYTES: usize = 1 << 20;
+
+/// Bytes of L2 one product's GEMM may use: its transformed inputs and products for the group
+/// and one output group's weights (2 MiB L2, some left for the rest).
+const PRODUCT_BYTES: usize = 3 << 19;
+
+/// Tiles per group a layer with weights too large to stay in L2 aims for: each group
+/// streams all of them from L3 once, then reuses each loaded slice for `tiles / 14`
+/// micro-kernel calls from L2.
+const STREAMING_GROUP_TILES: usize = 112;
 
 /// Tiles per micro-kernel call for a two-block group (the widest tile shape).
 const TILE_ALIGN: usize = 14;
@@ -200,8 +208,15 @@ impl Winograd {
 
     /// Tiles per group for this layer's channel counts.
     fn group_tiles(&self) -> usize {
-        let per_tile = XI * (self.in_blocks + self.out_blocks) * LANES * 4;
-        (GROUP_BYTES / per_tile).max(MIN_GROUP_TILES) / TILE_ALIGN * TILE_ALIGN
+        let (cin, cout) = (self.in_blocks * LANES, self.out_blocks * LANES);
+        // Everything the group makes in L2 (enough while the weights stay there too).
+        let mut tiles = GROUP_BYTES / (XI * (cin + cout) * 4);
+        if XI * cin * cout * 4 > RESIDENT_WEIGHT_BYTES {
+            // Larger groups, as far as one product's GEMM still fits in L2.
+            let fits = PRODUCT_BYTES.saturating_sub(cin * 2 * LANES * 4) / ((cin + cout) * 4);
+            tiles = tiles.max(fits.min(STREAMING_GROUP_TILES));
+        }
+        tiles.max(TILE_ALIGN) / TILE_ALIGN * TILE_ALIGN
     }
 
     /// As [`crate::conv::PackedConv::run`].
