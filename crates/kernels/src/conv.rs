@@ -111,15 +111,8 @@ impl PackedConv {
             Method::Winograd => planar_3x3,
         };
         if use_winograd {
-            let winograd = Winograd::new(
-                isa,
-                weight,
-                bias,
-                out_channels,
-                in_slots,
-                in_blocks,
-                relu,
-            );
+            let winograd =
+                Winograd::new(isa, weight, bias, out_channels, in_slots, in_blocks, relu);
             return Self {
                 in_blocks,
                 out_blocks: out_channels.div_ceil(LANES),
@@ -205,7 +198,10 @@ impl PackedConv {
         }
         let block_len = geometry.block_len();
         assert!(input.len() >= self.in_blocks * block_len, "input too short");
-        assert!(output.len() >= self.out_blocks * block_len, "output too short");
+        assert!(
+            output.len() >= self.out_blocks * block_len,
+            "output too short"
+        );
         let range = geometry.computed(samples);
         if range.is_empty() {
             return;
@@ -225,10 +221,14 @@ impl PackedConv {
         }
         // Every tile reads and writes inside the blocks: the halo covers the taps' reach,
         // the tail the last tile's overrun.
-        for axis in 0..3 {
+        for ((&have_before, &have_after), (&reach, &side)) in geometry
+            .before
+            .iter()
+            .zip(&geometry.after)
+            .zip(before.iter().zip(&self.kernel))
+        {
             assert!(
-                geometry.before[axis] >= before[axis]
-                    && geometry.after[axis] >= self.kernel[axis] - 1 - before[axis],
+                have_before >= reach && have_after >= side - 1 - reach,
                 "halo narrower than the kernel"
             );
         }

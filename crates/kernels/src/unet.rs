@@ -202,8 +202,7 @@ impl UNet {
         output: &mut [f32],
     ) -> Result<(), KernelError> {
         let voxels: usize = size.iter().product();
-        if input.len() != samples * self.in_channels * voxels || output.len() != samples * voxels
-        {
+        if input.len() != samples * self.in_channels * voxels || output.len() != samples * voxels {
             return Err(KernelError::Shape(format!(
                 "{} input and {} output values for {samples} samples of {size:?} with {} channels",
                 input.len(),
@@ -343,9 +342,7 @@ impl UNet {
             isa: Some(self.isa),
             input: buffer(0, self.in_channels),
             concat: (0..depth).map(|l| vec![0f32; concat_len(l)]).collect(),
-            pooled: (0..depth)
-                .map(|l| buffer(l + 1, self.widths[l]))
-                .collect(),
+            pooled: (0..depth).map(|l| buffer(l + 1, self.widths[l])).collect(),
             bottleneck: buffer(depth, self.bottleneck_width),
             decoded: (0..depth).map(|l| buffer(l, self.widths[l])).collect(),
             last: buffer(0, 1),

@@ -18,7 +18,7 @@
 //! the per-call transforms round only in their sums; the inexact thirds and fifteenths are
 //! all in `G`, applied once in f64.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::LANES;
 use crate::conv::{TileArgs, run_tile, tile_shape};
@@ -30,7 +30,9 @@ const M: usize = 4;
 const N: usize = 6;
 const XI: usize = N * N;
 
-/// `Aᵀ`: products → outputs (rows: outputs; columns: points 0, 1, −1, ½, −2, ∞).
+/// `Aᵀ`: products → outputs (rows: outputs; columns: points 0, 1, −1, ½, −2, ∞). Written
+/// out in [`at`]; kept as the reference the tests check it against.
+#[cfg_attr(not(test), allow(dead_code))]
 const AT: [[f32; N]; M] = [
     [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
     [0.0, 1.0, -1.0, 0.5, -2.0, 0.0],
@@ -49,7 +51,8 @@ const G: [[f64; 3]; N] = [
 ];
 
 /// `Bᵀ`: inputs → products; row `j` holds the coefficients of `Π_{l≠j} (x − a_l)`, the last
-/// row those of `Π_l (x − a_l)`.
+/// row those of `Π_l (x − a_l)`. Written out in [`bt`]; kept as its reference.
+#[cfg_attr(not(test), allow(dead_code))]
 const BT: [[f32; N]; N] = [
     [1.0, -1.5, -2.0, 1.5, 1.0, 0.0],
     [0.0, -1.0, 0.5, 2.5, 1.0, 0.0],
@@ -87,15 +90,16 @@ pub fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("DEEPINTERP_WINOGRAD").ok().as_deref() != Some("0"))
 }
 
-/// Whether a convolution is worth computing this way: planar 3×3, AVX-512 (the transforms
-/// pay off only against the fastest direct kernel's cost per multiply when the GEMMs run
-/// as fast), and wide enough for the transforms to be a small part of the work.
+/// Whether a convolution is worth computing this way: planar 3×3 on AVX-512 (elsewhere the
+/// direct kernels are slower per multiply and no crossover was measured), at least 32
+/// channels on both sides and 64 on one. Measured on one thread (bench `conv`): 16→16 is
+/// faster direct, 32→32 a tie, 64→64 and wider faster as Winograd at 64² and 512² alike.
 pub fn suits(isa: Isa, kernel: [usize; 3], in_channels: usize, out_channels: usize) -> bool {
     enabled()
         && isa == Isa::Avx512
         && kernel == [1, 3, 3]
-        && in_channels >= 32
-        && out_channels >= 32
+        && in_channels.min(out_channels) >= 32
+        && in_channels.max(out_channels) >= 64
 }
 
 /// A planar 3×3 convolution's weights transformed and packed for Winograd F(4×4, 3×3).
@@ -175,12 +179,10 @@ impl Winograd {
                                 if output >= out_channels {
                                     continue;
                                 }
-                                let at = (((xi * in_blocks + block) * LANES + lane_in) * width
-                                    + j)
+                                let at = (((xi * in_blocks + block) * LANES + lane_in) * width + j)
                                     * LANES
                                     + lane_out;
-                                weights[at] =
-                                    transformed[(output * in_channels + input) * XI + xi];
+                                weights[at] = transformed[(output * in_channels + input) * XI + xi];
                             }
                         }
                     }
@@ -230,7 +232,10 @@ impl Winograd {
     ) {
         let block_len = geometry.block_len();
         assert!(input.len() >= self.in_blocks * block_len, "input too short");
-        assert!(output.len() >= self.out_blocks * block_len, "output too short");
+        assert!(
+            output.len() >= self.out_blocks * block_len,
+            "output too short"
+        );
         let range = geometry.computed(samples);
         if range.is_empty() {
             return;
@@ -253,11 +258,11 @@ impl Winograd {
         };
         let work = |tiles: std::ops::Range<usize>| {
             let stride = group + TILE_OVERRUN;
-            let mut scratch = Scratch {
+            let mut scratch = Scratch::take(
                 stride,
-                transformed: vec![0f32; XI * self.in_blocks * stride * LANES],
-                products: vec![0f32; XI * self.out_blocks * stride * LANES],
-            };
+                XI * self.in_blocks * stride * LANES,
+                XI * self.out_blocks * stride * LANES,
+            );
             let mut first = tiles.start;
             while first < tiles.end {
                 let count = group.min(tiles.end - first);
@@ -266,6 +271,7 @@ impl Winograd {
                 unsafe { self.run_group(&plan, &shared, &mut scratch, first, count) };
                 first += count;
             }
+            scratch.give_back();
         };
         if threads == 1 {
             work(0..total);
@@ -304,9 +310,18 @@ impl Winograd {
         count: usize,
     ) {
         let stride = scratch.stride;
-        let tiles: Vec<TileAt> = (first..first + count).map(|t| plan.tile(t)).collect();
+        let mut tiles = std::mem::take(&mut scratch.tiles);
+        tiles.clear();
+        tiles.extend((first..first + count).map(|t| plan.tile(t)));
         unsafe {
-            transform_inputs(self.isa, plan, &tiles, shared.input, self.in_blocks, scratch);
+            transform_inputs(
+                self.isa,
+                plan,
+                &tiles,
+                shared.input,
+                self.in_blocks,
+                scratch,
+            );
         }
         let taps = [0isize];
         let transformed = scratch.transformed.as_ptr();
@@ -350,6 +365,7 @@ impl Winograd {
                 shared.output,
             );
         }
+        scratch.tiles = tiles;
     }
 }
 
@@ -367,6 +383,38 @@ struct Scratch {
     stride: usize,
     transformed: Vec<f32>,
     products: Vec<f32>,
+    tiles: Vec<TileAt>,
+}
+
+/// Scratch buffers of finished runs, kept for the next: a group's buffers are tens of MiB
+/// for the widest layers, too costly to fault in and zero on every call.
+static SCRATCH: Mutex<Vec<(Vec<f32>, Vec<f32>)>> = Mutex::new(Vec::new());
+
+impl Scratch {
+    /// Buffers of at least these lengths, holding stale values: a group writes every value
+    /// it reads except in the slack tiles past its end, whose results it never stores.
+    fn take(stride: usize, transformed: usize, products: usize) -> Self {
+        let kept = SCRATCH.lock().map(|mut pool| pool.pop()).unwrap_or(None);
+        let (mut a, mut b) = kept.unwrap_or_default();
+        if a.len() < transformed {
+            a.resize(transformed, 0.0);
+        }
+        if b.len() < products {
+            b.resize(products, 0.0);
+        }
+        Self {
+            stride,
+            transformed: a,
+            products: b,
+            tiles: Vec::new(),
+        }
+    }
+
+    fn give_back(self) {
+        if let Ok(mut pool) = SCRATCH.lock() {
+            pool.push((self.transformed, self.products));
+        }
+    }
 }
 
 /// How tiles map onto a geometry.
@@ -401,20 +449,37 @@ impl Plan<'_> {
 
 type Lanes = [f32; LANES];
 
-/// `out[i] = Σ_j m[i][j] · x[j]` on lane vectors, skipping the zero coefficients (the
-/// matrices are constants: after inlining, the skipped terms and the branches vanish).
+/// `Bᵀ x` on six lane vectors, the rows of [`BT`] written out to share terms and fuse
+/// multiply-adds (every coefficient is exact in f32).
 #[inline(always)]
-fn apply<const R: usize, const C: usize>(m: &[[f32; C]; R], x: &[Lanes; C]) -> [Lanes; R] {
-    let mut out = [[-0.0f32; LANES]; R];
-    for (row, coefficients) in out.iter_mut().zip(m) {
-        for (&c, value) in coefficients.iter().zip(x) {
-            if c == 0.0 {
-                continue;
-            }
-            for (o, v) in row.iter_mut().zip(value) {
-                *o += c * v;
-            }
-        }
+fn bt(x: &[Lanes; N]) -> [Lanes; N] {
+    let mut out = [[0f32; LANES]; N];
+    for l in 0..LANES {
+        let [d0, d1, d2, d3, d4, d5] = [0, 1, 2, 3, 4, 5].map(|r| x[r][l]);
+        let t = d4 - d2;
+        let u = d3 - d1;
+        out[0][l] = u.mul_add(1.5, t - d2 + d0);
+        out[1][l] = d3.mul_add(2.5, d2.mul_add(0.5, d4) - d1);
+        out[2][l] = d2.mul_add(-2.5, d3.mul_add(0.5, d4) + d1);
+        out[3][l] = u.mul_add(2.0, t);
+        out[4][l] = u.mul_add(-0.5, t);
+        out[5][l] = t.mul_add(1.5, d3.mul_add(-2.0, d1 + d5));
+    }
+    out
+}
+
+/// `Aᵀ x` on six lane vectors, the rows of [`AT`] written out.
+#[inline(always)]
+fn at(x: &[Lanes; N]) -> [Lanes; M] {
+    let mut out = [[0f32; LANES]; M];
+    for l in 0..LANES {
+        let [m0, m1, m2, m3, m4, m5] = [0, 1, 2, 3, 4, 5].map(|r| x[r][l]);
+        let sum = m1 + m2;
+        let difference = m1 - m2;
+        out[0][l] = (m0 + sum) + (m3 + m4);
+        out[1][l] = m4.mul_add(-2.0, m3.mul_add(0.5, difference));
+        out[2][l] = m4.mul_add(4.0, m3.mul_add(0.25, sum));
+        out[3][l] = m4.mul_add(-8.0, m3.mul_add(0.125, difference + m5));
     }
     out
 }
@@ -481,13 +546,13 @@ unsafe fn transform_inputs_any(
             // Columns first (Bᵀ d), then rows ((Bᵀ d) B).
             let mut columns = [[[0f32; LANES]; N]; N];
             for c in 0..N {
-                let column = apply(&BT, &std::array::from_fn(|r| d[r][c]));
+                let column = bt(&std::array::from_fn(|r| d[r][c]));
                 for a in 0..N {
                     columns[a][c] = column[a];
                 }
             }
             for (a, row) in columns.iter().enumerate() {
-                let v = apply(&BT, row);
+                let v = bt(row);
                 for (b, value) in v.iter().enumerate() {
                     let at = (((a * N + b) * in_blocks + block) * stride + t) * LANES;
                     scratch.transformed[at..at + LANES].copy_from_slice(value);
@@ -513,9 +578,9 @@ unsafe fn transform_outputs(
     unsafe {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => x86::transform_outputs_avx512(
-                plan, tiles, scratch, out_blocks, bias, relu, output,
-            ),
+            Isa::Avx512 => {
+                x86::transform_outputs_avx512(plan, tiles, scratch, out_blocks, bias, relu, output)
+            }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 x86::transform_outputs_avx2(plan, tiles, scratch, out_blocks, bias, relu, output)
@@ -555,7 +620,7 @@ unsafe fn transform_outputs_any(
             // Columns first (Aᵀ m), then rows ((Aᵀ m) A).
             let mut columns = [[[0f32; LANES]; N]; M];
             for b in 0..N {
-                let column = apply(&AT, &std::array::from_fn(|a| m[a][b]));
+                let column = at(&std::array::from_fn(|a| m[a][b]));
                 for y in 0..M {
                     columns[y][b] = column[y];
                 }
@@ -563,7 +628,7 @@ unsafe fn transform_outputs_any(
             let rows = (height - tile.y).min(M);
             let cols = (width - tile.x).min(M);
             for (y, row) in columns.iter().enumerate().take(rows) {
-                let out = apply(&AT, row);
+                let out = at(row);
                 for (x, value) in out.iter().enumerate().take(cols) {
                     let mut result = [0f32; LANES];
                     for ((r, v), b) in result.iter_mut().zip(value).zip(bias) {
@@ -645,5 +710,48 @@ mod x86 {
         output: *mut f32,
     ) {
         unsafe { transform_outputs_any(plan, tiles, scratch, out_blocks, bias, relu, output) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The written-out transforms are the matrices.
+    #[test]
+    fn transforms_match_their_matrices() {
+        let x: [Lanes; N] =
+            std::array::from_fn(|r| std::array::from_fn(|l| ((r * 7 + l * 3) % 11) as f32 - 5.0));
+        let (b, a) = (bt(&x), at(&x));
+        for l in 0..LANES {
+            for (i, row) in BT.iter().enumerate() {
+                let want: f32 = row.iter().zip(&x).map(|(c, v)| c * v[l]).sum();
+                assert_eq!(b[i][l], want, "Bᵀ row {i}");
+            }
+            for (i, row) in AT.iter().enumerate() {
+                let want: f32 = row.iter().zip(&x).map(|(c, v)| c * v[l]).sum();
+                assert_eq!(a[i][l], want, "Aᵀ row {i}");
+            }
+        }
+    }
+
+    /// `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` is the 3×3 correlation, in one dimension.
+    #[test]
+    fn matrices_compute_the_correlation() {
+        let g = [0.3, -1.1, 0.7];
+        let d = [0.5, 2.0, -1.0, 0.25, 3.0, -2.5];
+        let u: Vec<f64> = G
+            .iter()
+            .map(|row| (0..3).map(|k| row[k] * g[k]).sum())
+            .collect();
+        let v: Vec<f64> = BT
+            .iter()
+            .map(|row| (0..N).map(|k| row[k] as f64 * d[k]).sum())
+            .collect();
+        for (y, row) in AT.iter().enumerate() {
+            let got: f64 = (0..N).map(|k| row[k] as f64 * u[k] * v[k]).sum();
+            let want: f64 = (0..3).map(|k| g[k] * d[y + k]).sum();
+            assert!((got - want).abs() < 1e-12, "output {y}: {got} vs {want}");
+        }
     }
 }

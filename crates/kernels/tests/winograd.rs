@@ -105,7 +105,12 @@ fn check(case: &Case, seed: u64) {
                             for kx in 0..3 {
                                 sum += weight[((o * case.in_channels + c) * 3 + ky) * 3 + kx]
                                     as f64
-                                    * value(n, c, y as isize + ky as isize - 1, x as isize + kx as isize - 1);
+                                    * value(
+                                        n,
+                                        c,
+                                        y as isize + ky as isize - 1,
+                                        x as isize + kx as isize - 1,
+                                    );
                             }
                         }
                     }
@@ -167,7 +172,8 @@ fn check(case: &Case, seed: u64) {
                 // The halo between interior positions is zero again.
                 for (start, end) in geometry_halo(&geometry, case.samples, range.clone()) {
                     for block in 0..out_blocks {
-                        let halo = &output[block * block_len + start * LANES..][..(end - start) * LANES];
+                        let halo =
+                            &output[block * block_len + start * LANES..][..(end - start) * LANES];
                         assert!(halo.iter().all(|&v| v == 0.0), "{name}: halo not zero");
                     }
                 }
@@ -184,7 +190,11 @@ fn check(case: &Case, seed: u64) {
             .iter()
             .zip(&winograd[1].2)
             .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
-        assert!(same, "{}: Winograd differs between 1 and 2 threads", isa.name());
+        assert!(
+            same,
+            "{}: Winograd differs between 1 and 2 threads",
+            isa.name()
+        );
     }
 }
 
