@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use deepinterp_kernels::raw::{Geometry, Method, PackedConv, halo_for};
 use deepinterp_kernels::{ConvWeights, Isa, UNet, Workspace};
 
 /// One thread's fp32 FMA throughput (GFLOP/s): independent FMA chains on 512-bit (AVX-512)
@@ -89,7 +90,12 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -203,6 +209,57 @@ fn run(
     );
 }
 
+/// One planar 3×3 convolution `cin → cout` on `size²`, direct and Winograd: CPU-ms per call
+/// and direct-equivalent GFLOP/s on one thread.
+fn conv_pair(cin: usize, cout: usize, size: usize) {
+    let isa = Isa::detected();
+    let (before, after) = halo_for(&[[1, 3, 3]]);
+    let geometry = Geometry {
+        size: [1, size, size],
+        before,
+        after,
+        capacity: 1,
+    };
+    let in_blocks = cin.div_ceil(16);
+    let input: Vec<f32> = (0..in_blocks * geometry.block_len())
+        .map(|i| ((i % 13) as f32 - 6.0) * 0.1)
+        .collect();
+    let mut output = vec![0f32; cout.div_ceil(16) * geometry.block_len()];
+    let weight: Vec<f32> = (0..cout * cin * 9)
+        .map(|i| ((i % 7) as f32 - 3.0) * 0.01)
+        .collect();
+    let bias = vec![0.01; cout];
+    let slots: Vec<usize> = (0..cin).collect();
+    let flops = 2.0 * (size * size * cin * cout * 9) as f64;
+    let reps = ((8e9 / flops) as usize).clamp(2, 4000);
+    let mut line = format!("conv {cin:>4}→{cout:<4} {size:>3}²:");
+    for method in [Method::Direct, Method::Winograd] {
+        let conv = PackedConv::with_method(
+            method,
+            isa,
+            &weight,
+            &bias,
+            cout,
+            &slots,
+            in_blocks,
+            [1, 3, 3],
+            true,
+        );
+        conv.run(&geometry, 1, &input, &mut output, 1);
+        let started = cpu_seconds();
+        for _ in 0..reps {
+            conv.run(&geometry, 1, &input, &mut output, 1);
+        }
+        let seconds = (cpu_seconds() - started) / reps as f64;
+        line += &format!(
+            "  {method:?} {:8.3} ms {:6.1} GFLOP/s",
+            seconds * 1e3,
+            flops / seconds / 1e9
+        );
+    }
+    println!("{line}");
+}
+
 fn main() {
     let which = std::env::args()
         .skip(1)
@@ -215,17 +272,68 @@ fn main() {
         isa.name()
     );
     let all = which == "all";
+    if which == "conv" {
+        // The paper network's layers, then the crossover grid.
+        for (cin, cout, size) in [
+            (60, 64, 512),
+            (128, 64, 512),
+            (64, 128, 256),
+            (384, 128, 256),
+            (128, 256, 128),
+            (768, 256, 128),
+            (256, 512, 64),
+            (1536, 512, 64),
+            (512, 1024, 32),
+        ] {
+            conv_pair(cin, cout, size);
+        }
+        for size in [64, 512] {
+            for channels in [16, 32, 64, 128] {
+                conv_pair(channels, channels, size);
+            }
+        }
+    }
     let k3 = [1, 3, 3];
     if all || which == "paper" {
-        let shapes = unet_shapes(60, &[64, 128, 256, 512], 1024, &[k3, k3, k3, k3, k3, k3, k3, k3, k3, [1, 1, 1]]);
+        let shapes = unet_shapes(
+            60,
+            &[64, 128, 256, 512],
+            1024,
+            &[k3, k3, k3, k3, k3, k3, k3, k3, k3, [1, 1, 1]],
+        );
         for threads in [1, 2] {
-            run("unet_single_1024 512²", &shapes, &[[1, 2, 2]; 4], 1, [1, 512, 512], 2, threads, peak, ("s", 1.0));
+            run(
+                "unet_single_1024 512²",
+                &shapes,
+                &[[1, 2, 2]; 4],
+                1,
+                [1, 512, 512],
+                2,
+                threads,
+                peak,
+                ("s", 1.0),
+            );
         }
     }
     if all || which == "small" {
-        let shapes = unet_shapes(60, &[16, 32, 64], 128, &[k3, k3, k3, k3, k3, k3, k3, [1, 1, 1]]);
+        let shapes = unet_shapes(
+            60,
+            &[16, 32, 64],
+            128,
+            &[k3, k3, k3, k3, k3, k3, k3, [1, 1, 1]],
+        );
         for threads in [1, 2] {
-            run("unet-d3-w16 512²", &shapes, &[[1, 2, 2]; 3], 1, [1, 512, 512], 4, threads, peak, ("s", 1.0));
+            run(
+                "unet-d3-w16 512²",
+                &shapes,
+                &[[1, 2, 2]; 3],
+                1,
+                [1, 512, 512],
+                4,
+                threads,
+                peak,
+                ("s", 1.0),
+            );
         }
     }
     if all || which == "ephys" {
@@ -234,14 +342,34 @@ fn main() {
         let shapes = unet_shapes(60, &[64, 128, 256, 512], 1024, &kernels);
         let pools = [[1, 2, 2], [1, 2, 1], [1, 2, 1], [1, 2, 1]];
         for threads in [1, 2] {
-            run("unet_single_ephys_1024", &shapes, &pools, 100, [1, 384, 2], 3, threads, peak, ("ms", 1e3));
+            run(
+                "unet_single_ephys_1024",
+                &shapes,
+                &pools,
+                100,
+                [1, 384, 2],
+                3,
+                threads,
+                peak,
+                ("ms", 1e3),
+            );
         }
     }
     if all || which == "fmri" {
         let k = [3, 3, 3];
         let shapes = unet_shapes(5, &[8, 16], 32, &[k, k, k, k, k, [1, 1, 1]]);
         for threads in [1, 2] {
-            run("fmri 7³ blocks", &shapes, &[[2, 2, 2]; 2], 1000, [7, 7, 7], 5, threads, peak, ("ms", 1e3));
+            run(
+                "fmri 7³ blocks",
+                &shapes,
+                &[[2, 2, 2]; 2],
+                1000,
+                [7, 7, 7],
+                5,
+                threads,
+                peak,
+                ("ms", 1e3),
+            );
         }
     }
 }

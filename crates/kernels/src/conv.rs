@@ -11,9 +11,21 @@
 use crate::LANES;
 use crate::dispatch::Isa;
 use crate::layout::Geometry;
+use crate::winograd::{self, Winograd};
 
 /// Bytes of a group's weights a chunk of input blocks may use (they are reused by every tile).
 const CHUNK_WEIGHT_BYTES: usize = 256 * 1024;
+
+/// How a convolution is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Winograd where [`winograd::suits`] says it wins, direct elsewhere.
+    Auto,
+    /// Always direct.
+    Direct,
+    /// Winograd F(4×4, 3×3) if the kernel is planar 3×3 (any instruction set), else direct.
+    Winograd,
+}
 
 /// A convolution's weights packed for one instruction set.
 #[derive(Clone, Debug)]
@@ -30,6 +42,8 @@ pub struct PackedConv {
     groups: Vec<Group>,
     /// `[out_blocks × LANES]`, zero past the real output channels.
     bias: Vec<f32>,
+    /// Set when the convolution runs as Winograd (then `groups` is empty).
+    winograd: Option<Box<Winograd>>,
 }
 
 #[derive(Clone, Debug)]
@@ -40,7 +54,7 @@ struct Group {
 }
 
 /// Output blocks a tile computes at once, and positions per tile.
-fn tile_shape(isa: Isa, remaining_blocks: usize) -> (usize, usize) {
+pub(crate) fn tile_shape(isa: Isa, remaining_blocks: usize) -> (usize, usize) {
     match isa {
         Isa::Avx512 if remaining_blocks >= 2 => (2, 14),
         Isa::Avx512 => (1, 24),
@@ -52,6 +66,7 @@ fn tile_shape(isa: Isa, remaining_blocks: usize) -> (usize, usize) {
 impl PackedConv {
     /// Packs `weight` (`[out][in][kd][kh][kw]`, burn's order) and `bias`; input channel `i`
     /// is read from channel slot `in_slots[i]` of the input blocks.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         isa: Isa,
         weight: &[f32],
@@ -62,7 +77,53 @@ impl PackedConv {
         kernel: [usize; 3],
         relu: bool,
     ) -> Self {
+        Self::with_method(
+            Method::Auto,
+            isa,
+            weight,
+            bias,
+            out_channels,
+            in_slots,
+            in_blocks,
+            kernel,
+            relu,
+        )
+    }
+
+    /// As [`PackedConv::new`], computed by `method`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_method(
+        method: Method,
+        isa: Isa,
+        weight: &[f32],
+        bias: &[f32],
+        out_channels: usize,
+        in_slots: &[usize],
+        in_blocks: usize,
+        kernel: [usize; 3],
+        relu: bool,
+    ) -> Self {
         let in_channels = in_slots.len();
+        let planar_3x3 = kernel == [1, 3, 3];
+        let use_winograd = match method {
+            Method::Auto => winograd::suits(isa, kernel, in_channels, out_channels),
+            Method::Direct => false,
+            Method::Winograd => planar_3x3,
+        };
+        if use_winograd {
+            let winograd =
+                Winograd::new(isa, weight, bias, out_channels, in_slots, in_blocks, relu);
+            return Self {
+                in_blocks,
+                out_blocks: out_channels.div_ceil(LANES),
+                kernel,
+                relu,
+                isa,
+                groups: Vec::new(),
+                bias: Vec::new(),
+                winograd: Some(Box::new(winograd)),
+            };
+        }
         let taps: usize = kernel.iter().product();
         let out_blocks = out_channels.div_ceil(LANES);
         let mut slot_channel = vec![None; in_blocks * LANES];
@@ -112,7 +173,13 @@ impl PackedConv {
             isa,
             groups,
             bias: padded_bias,
+            winograd: None,
         }
+    }
+
+    /// Whether this convolution runs as Winograd F(4×4, 3×3).
+    pub fn is_winograd(&self) -> bool {
+        self.winograd.is_some()
     }
 
     /// Computes the convolution for `samples` samples of `geometry`: reads `in_blocks`
@@ -126,9 +193,15 @@ impl PackedConv {
         output: &mut [f32],
         threads: usize,
     ) {
+        if let Some(winograd) = &self.winograd {
+            return winograd.run(geometry, samples, input, output, threads);
+        }
         let block_len = geometry.block_len();
         assert!(input.len() >= self.in_blocks * block_len, "input too short");
-        assert!(output.len() >= self.out_blocks * block_len, "output too short");
+        assert!(
+            output.len() >= self.out_blocks * block_len,
+            "output too short"
+        );
         let range = geometry.computed(samples);
         if range.is_empty() {
             return;
@@ -148,10 +221,14 @@ impl PackedConv {
         }
         // Every tile reads and writes inside the blocks: the halo covers the taps' reach,
         // the tail the last tile's overrun.
-        for axis in 0..3 {
+        for ((&have_before, &have_after), (&reach, &side)) in geometry
+            .before
+            .iter()
+            .zip(&geometry.after)
+            .zip(before.iter().zip(&self.kernel))
+        {
             assert!(
-                geometry.before[axis] >= before[axis]
-                    && geometry.after[axis] >= self.kernel[axis] - 1 - before[axis],
+                have_before >= reach && have_after >= side - 1 - reach,
                 "halo narrower than the kernel"
             );
         }
@@ -235,26 +312,26 @@ struct Shared {
 unsafe impl Sync for Shared {}
 
 /// What one tile needs besides its first position.
-struct TileArgs<'a> {
+pub(crate) struct TileArgs<'a> {
     /// First input block of the chunk, position 0.
-    input: *const f32,
-    in_stride: usize,
-    in_blocks: usize,
+    pub(crate) input: *const f32,
+    pub(crate) in_stride: usize,
+    pub(crate) in_blocks: usize,
     /// Tap offsets in floats.
-    taps: &'a [isize],
+    pub(crate) taps: &'a [isize],
     /// The group's weights from the chunk's first input block.
-    weights: *const f32,
+    pub(crate) weights: *const f32,
     /// The group's first output block, position 0.
-    output: *mut f32,
-    out_stride: usize,
-    bias: *const f32,
-    accumulate: bool,
-    relu: bool,
+    pub(crate) output: *mut f32,
+    pub(crate) out_stride: usize,
+    pub(crate) bias: *const f32,
+    pub(crate) accumulate: bool,
+    pub(crate) relu: bool,
 }
 
 /// # Safety
 /// `args` must describe blocks that hold every position the tile reads and writes.
-unsafe fn run_tile(isa: Isa, width: usize, mr: usize, args: &TileArgs<'_>, p: usize) {
+pub(crate) unsafe fn run_tile(isa: Isa, width: usize, mr: usize, args: &TileArgs<'_>, p: usize) {
     unsafe {
         match (isa, width, mr) {
             #[cfg(target_arch = "x86_64")]

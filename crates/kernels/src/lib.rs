@@ -7,8 +7,9 @@
 //! that produce it), spatial positions padded with a zero halo as wide as the kernels reach
 //! (so Keras `same` padding, asymmetric included, is read in place), and the samples of a
 //! batch stacked along the slowest axis. Convolutions are direct and register-blocked, with
-//! bias and ReLU applied in their epilogue; the instruction set is chosen at run time
-//! ([`Isa`]: AVX-512 → AVX2/FMA → portable).
+//! bias and ReLU applied in their epilogue, except wide planar 3×3 ones on AVX-512, which run
+//! as Winograd F(4×4, 3×3) (`DEEPINTERP_WINOGRAD=0` turns that off); the instruction set is
+//! chosen at run time ([`Isa`]: AVX-512 → AVX2/FMA → portable).
 //!
 //! burn's implementation stays the reference: `deepinterp`'s tests compare the two on every
 //! architecture family.
@@ -18,9 +19,18 @@ mod dispatch;
 mod layout;
 mod resample;
 mod unet;
+mod winograd;
 
 pub use dispatch::Isa;
 pub use unet::{ConvWeights, UNet, Workspace};
+
+/// Single convolutions, for the tests and benchmarks that compare their methods.
+#[doc(hidden)]
+pub mod raw {
+    pub use crate::conv::{Method, PackedConv};
+    pub use crate::dispatch::Isa;
+    pub use crate::layout::{Geometry, halo_for};
+}
 
 /// Channels per block: one AVX-512 register of `f32`.
 pub const LANES: usize = 16;

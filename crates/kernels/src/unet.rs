@@ -7,7 +7,7 @@
 //! blocks, the upsampled map written into its first blocks and the encoder conv's output
 //! written straight into the rest.
 
-use crate::conv::PackedConv;
+use crate::conv::{Method, PackedConv};
 use crate::dispatch::Isa;
 use crate::layout::{Geometry, blocks, halo_for};
 use crate::resample::{max_pool, pack_input, read_output, upsample};
@@ -50,6 +50,17 @@ impl UNet {
     /// Packs `convs` for `isa` (which the CPU must support: see [`Isa::supported`]).
     pub fn with_isa(
         isa: Isa,
+        convs: &[ConvWeights],
+        pools: &[[usize; 3]],
+    ) -> Result<Self, KernelError> {
+        Self::with_method(isa, Method::Auto, convs, pools)
+    }
+
+    /// As [`UNet::with_isa`], every convolution computed by `method` (tests compare them).
+    #[doc(hidden)]
+    pub fn with_method(
+        isa: Isa,
+        method: Method,
         convs: &[ConvWeights],
         pools: &[[usize; 3]],
     ) -> Result<Self, KernelError> {
@@ -125,7 +136,8 @@ impl UNet {
             } else {
                 (contiguous(conv.in_channels), blocks(conv.in_channels))
             };
-            packed.push(PackedConv::new(
+            packed.push(PackedConv::with_method(
+                method,
                 isa,
                 &conv.weight,
                 &conv.bias,
@@ -190,8 +202,7 @@ impl UNet {
         output: &mut [f32],
     ) -> Result<(), KernelError> {
         let voxels: usize = size.iter().product();
-        if input.len() != samples * self.in_channels * voxels || output.len() != samples * voxels
-        {
+        if input.len() != samples * self.in_channels * voxels || output.len() != samples * voxels {
             return Err(KernelError::Shape(format!(
                 "{} input and {} output values for {samples} samples of {size:?} with {} channels",
                 input.len(),
@@ -331,9 +342,7 @@ impl UNet {
             isa: Some(self.isa),
             input: buffer(0, self.in_channels),
             concat: (0..depth).map(|l| vec![0f32; concat_len(l)]).collect(),
-            pooled: (0..depth)
-                .map(|l| buffer(l + 1, self.widths[l]))
-                .collect(),
+            pooled: (0..depth).map(|l| buffer(l + 1, self.widths[l])).collect(),
             bottleneck: buffer(depth, self.bottleneck_width),
             decoded: (0..depth).map(|l| buffer(l, self.widths[l])).collect(),
             last: buffer(0, 1),
