@@ -6,6 +6,7 @@
 #   unet_single_ephys_1024_infer  ephys net, [batch,384,2,60] (TF batch 100)        per output sample
 #   fmri_unet_denoiser_infer      fMRI net, 7x7x7x5 blocks (TF batch 1000)          per block
 #   default_infer                 our default unet-d3-w16 at 512x512 (TF: our Keras export)  per frame
+# Batch sizes are the same on both sides (2P 1 frame, ephys 100, fMRI 1000 blocks).
 # Ours is the real CLI end to end (I/O, model loading and normalisation included), measured with
 # /usr/bin/time (user+sys CPU-s, wall, peak RSS) and divided by the frames/samples/blocks written;
 # our training step is `train --steps 2` minus `train --steps 1` (same validation work in both).
@@ -15,6 +16,8 @@
 #
 # Usage: scripts/engine-benchmark.sh [--quick] [WORKLOAD...]
 #   DEEPINTERP_BIN  our binary (default target/release/deepinterp; build it first)
+#   FRAMES, EPHYS_SECONDS, FMRI_SHAPE  our input sizes (default 70 frames -> 10 denoised,
+#                   0.02 s -> 538 samples, 16,16,10,10 -> 25,600 blocks)
 #   --quick         tiny sizes (64x64 frames, short recordings, 1 rep) to check that every step works
 # The TF venv (tensorflow-cpu 2.15, numpy<2, h5py; Python 3.11) is made once, cached in
 # ${TMPDIR:-/tmp}/deepinterp-tf-venv. Outputs go to a temp dir removed on exit. Full size takes
@@ -54,6 +57,8 @@ if [ $quick = 1 ]; then
 else
   size=512 frames=70 ephys_s=0.02 fmri_shape=16,16,10,10 tfq=()
 fi
+# Overrides: more frames/samples/voxels amortise our process start-up and I/O over more items.
+frames=${FRAMES:-$frames} ephys_s=${EPHYS_SECONDS:-$ephys_s} fmri_shape=${FMRI_SHAPE:-$fmri_shape}
 results="$work/results.tsv"
 : >"$results"
 
@@ -94,7 +99,7 @@ fi
 if wants unet_single_1024_infer; then
   echo "== unet_single_1024_infer" >&2
   run_ours "$work/ours.log" "$bin" denoise "$movie" -o "$work/out.h5" --model "$keras/model_unet_single_1024.h5" \
-    --pre-frames 30 --post-frames 30 --edges drop
+    --pre-frames 30 --post-frames 30 --edges drop --batch-size 1
   n=$(sed -n 's/^denoised \([0-9]*\) frames.*/\1/p' "$work/ours.log")
   oc=$cpu ow=$wall orss=$rss
   run_tf unet_single_1024_infer
@@ -125,7 +130,7 @@ if wants unet_single_ephys_1024_infer; then
     >/dev/null 2>&1
   run_ours "$work/ours.log" "$bin" denoise "$work/ephys.bin" -o "$work/ephys-out.bin" \
     --model "$keras/model_unet_single_ephys_1024.h5" --pre-frames 30 --post-frames 30 --omitted-frames 1 \
-    --edges drop
+    --edges drop --batch-size 100
   n=$(sed -n 's/^denoised \([0-9]*\) samples.*/\1/p' "$work/ours.log")
   oc=$cpu ow=$wall orss=$rss
   run_tf unet_single_ephys_1024_infer
@@ -138,7 +143,7 @@ if wants fmri_unet_denoiser_infer; then
   "$bin" simulate fmri -o "$work/fmri.nii.gz" --clean "$work/fmri-clean.nii.gz" --shape "$fmri_shape" --seed 1 \
     >/dev/null 2>&1
   run_ours "$work/ours.log" "$bin" denoise "$work/fmri.nii.gz" -o "$work/fmri-out.nii.gz" \
-    --model "$keras/model_fmri_unet_denoiser.h5" --mode parity
+    --model "$keras/model_fmri_unet_denoiser.h5" --mode parity --batch-size 1000
   n=$(sed -n 's/.* \([0-9]*\) network passes.*/\1/p' "$work/ours.log")
   oc=$cpu ow=$wall orss=$rss
   run_tf fmri_unet_denoiser_infer
@@ -152,7 +157,8 @@ if wants default_infer; then
     --steps-per-epoch 1 --batch-size 1 --validation-samples 1 --seed 1 >"$work/train.log" 2>&1 \
     || { cat "$work/train.log" >&2; exit 1; }
   "$bin" export "$work/default.dimodel" -o "$work/default.h5" >/dev/null 2>&1
-  run_ours "$work/ours.log" "$bin" denoise "$movie" -o "$work/out.h5" --model "$work/default.dimodel" --edges drop
+  run_ours "$work/ours.log" "$bin" denoise "$movie" -o "$work/out.h5" --model "$work/default.dimodel" --edges drop \
+    --batch-size 1
   n=$(sed -n 's/^denoised \([0-9]*\) frames.*/\1/p' "$work/ours.log")
   oc=$cpu ow=$wall orss=$rss
   run_tf default_infer --extra "default=$work/default.h5"
