@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::{Distribution, Tensor};
+use deepinterp::engine::Forward;
 use deepinterp::model::file::is_model_file;
 use deepinterp::model::{
     Modality, NetworkConfig, NormalizationPolicy, StatsRegion, TrainingSummary, UNetShape,
@@ -169,6 +170,8 @@ struct Estimate {
     window: Window,
     /// "cpu", or "cuda" in a CUDA build.
     backend: &'static str,
+    /// What ran the network: "kernels" (ours, the CPU default) or "burn".
+    engine: &'static str,
     /// Shape of one timed call's input: `[n, channels, h, w]` or `[n, channels, x, y, z]`.
     input_shape: Vec<usize>,
     warmup_calls: usize,
@@ -478,23 +481,31 @@ fn timed_estimate(
     let device = Default::default();
     let network = config.init::<Infer>(&device)?;
     let values: usize = input_shape.iter().product();
-    let input = Tensor::<Infer, 1>::random([values], Distribution::Normal(0.0, 1.0), &device);
-    let call = || {
+    let input: Vec<f32> = Tensor::<Infer, 1>::random([values], Distribution::Normal(0.0, 1.0), &device)
+        .into_data()
+        .to_vec()
+        .map_err(|e| anyhow::anyhow!("cannot read random input: {e:?}"))?;
+    // The engine `denoise` uses by default, so the estimate is what a user gets.
+    let mut forward = Forward::new(&network, crate::backend::DEFAULT_ENGINE, &device)?;
+    let engine = forward.engine().name();
+    let mut call = || -> Result<f64> {
         let started = Instant::now();
-        // Reading the output back waits for the backend to finish (asynchronous on CUDA).
-        let _ = network
-            .forward_flat(input.clone(), &input_shape)
-            .into_data();
-        started.elapsed().as_secs_f64()
+        // The output comes back as values: the backend has finished (asynchronous on CUDA).
+        match input_shape[..] {
+            [n, c, h, w] => forward.planar(input.clone(), [n, c, h, w])?,
+            [n, c, x, y, z] => forward.volumetric(input.clone(), [n, c, x, y, z])?,
+            _ => bail!("an input shape of {} axes", input_shape.len()),
+        };
+        Ok(started.elapsed().as_secs_f64())
     };
     for _ in 0..WARMUP_CALLS {
-        call();
+        call()?;
     }
     let mut seconds: Vec<f64> = Vec::with_capacity(MAX_TIMED_CALLS);
     while seconds.len() < MIN_TIMED_CALLS
         || (seconds.len() < MAX_TIMED_CALLS && seconds.iter().sum::<f64>() < MIN_TIMED_SECONDS)
     {
-        seconds.push(call());
+        seconds.push(call()?);
     }
     let timed_calls = seconds.len();
     seconds.sort_by(f64::total_cmp);
@@ -509,6 +520,7 @@ fn timed_estimate(
         } else {
             "cpu"
         },
+        engine,
         input_shape,
         warmup_calls: WARMUP_CALLS,
         timed_calls,
@@ -807,9 +819,10 @@ impl RecordingReport {
         lines.add(
             "denoise time",
             format!(
-                "about {} on this machine ({}) with {} ({} per {})",
+                "about {} on this machine ({}, {} engine) with {} ({} per {})",
                 human_seconds(estimate.seconds),
                 estimate.backend,
+                estimate.engine,
                 estimate.architecture,
                 human_seconds(estimate.seconds_per_unit),
                 estimate.unit
