@@ -52,6 +52,7 @@ fn tile_shape(isa: Isa, remaining_blocks: usize) -> (usize, usize) {
 impl PackedConv {
     /// Packs `weight` (`[out][in][kd][kh][kw]`, burn's order) and `bias`; input channel `i`
     /// is read from channel slot `in_slots[i]` of the input blocks.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         isa: Isa,
         weight: &[f32],
@@ -128,7 +129,10 @@ impl PackedConv {
     ) {
         let block_len = geometry.block_len();
         assert!(input.len() >= self.in_blocks * block_len, "input too short");
-        assert!(output.len() >= self.out_blocks * block_len, "output too short");
+        assert!(
+            output.len() >= self.out_blocks * block_len,
+            "output too short"
+        );
         let range = geometry.computed(samples);
         if range.is_empty() {
             return;
@@ -148,10 +152,10 @@ impl PackedConv {
         }
         // Every tile reads and writes inside the blocks: the halo covers the taps' reach,
         // the tail the last tile's overrun.
-        for axis in 0..3 {
+        for (axis, &before) in before.iter().enumerate() {
             assert!(
-                geometry.before[axis] >= before[axis]
-                    && geometry.after[axis] >= self.kernel[axis] - 1 - before[axis],
+                geometry.before[axis] >= before
+                    && geometry.after[axis] >= self.kernel[axis] - 1 - before,
                 "halo narrower than the kernel"
             );
         }
