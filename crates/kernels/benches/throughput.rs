@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use deepinterp_kernels::{ConvWeights, Isa, UNet, Workspace};
+use deepinterp_kernels::{ConvWeights, Isa, LaneUNet, LaneWorkspace, UNet, Workspace};
 
 /// One thread's fp32 FMA throughput (GFLOP/s): independent FMA chains on 512-bit (AVX-512)
 /// or 256-bit (AVX2) registers, whichever the kernels use.
@@ -89,7 +89,12 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -160,9 +165,47 @@ fn flops(shapes: &[(usize, usize, [usize; 3])], pools: &[[usize; 3]], size: [usi
         .sum()
 }
 
+/// One of the two engines with its workspace.
+enum Engine {
+    /// Channels in the lanes ([`UNet`]).
+    Blocks(UNet, Workspace),
+    /// Samples in the lanes ([`LaneUNet`]).
+    Lanes(LaneUNet, LaneWorkspace),
+}
+
+impl Engine {
+    fn new(lanes: bool, convs: &[ConvWeights], pools: &[[usize; 3]], threads: usize) -> Self {
+        if lanes {
+            let mut net = LaneUNet::new(convs, pools).expect("valid network");
+            net.set_threads(threads);
+            Engine::Lanes(net, LaneWorkspace::new())
+        } else {
+            let mut net = UNet::new(convs, pools).expect("valid network");
+            net.set_threads(threads);
+            Engine::Blocks(net, Workspace::new())
+        }
+    }
+
+    fn forward(&mut self, input: &[f32], samples: usize, size: [usize; 3], output: &mut [f32]) {
+        match self {
+            Engine::Blocks(net, ws) => net.forward(ws, input, samples, size, output),
+            Engine::Lanes(net, ws) => net.forward(ws, input, samples, size, output),
+        }
+        .unwrap();
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Engine::Blocks(_, ws) => ws.bytes(),
+            Engine::Lanes(_, ws) => ws.bytes(),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
     name: &str,
+    lanes: bool,
     shapes: &[(usize, usize, [usize; 3])],
     pools: &[[usize; 3]],
     samples: usize,
@@ -172,20 +215,16 @@ fn run(
     peak: f64,
     unit: (&str, f64),
 ) {
-    let mut net = UNet::new(&weights(shapes), pools).expect("valid network");
-    net.set_threads(threads);
+    let mut engine = Engine::new(lanes, &weights(shapes), pools, threads);
     let voxels: usize = size.iter().product();
     let input: Vec<f32> = (0..samples * shapes[0].0 * voxels)
         .map(|i| ((i % 13) as f32 - 6.0) * 0.1)
         .collect();
     let mut output = vec![0f32; samples * voxels];
-    let mut workspace = Workspace::new();
-    net.forward(&mut workspace, &input, samples, size, &mut output)
-        .unwrap();
+    engine.forward(&input, samples, size, &mut output);
     let (cpu0, wall0) = (cpu_seconds(), Instant::now());
     for _ in 0..reps {
-        net.forward(&mut workspace, &input, samples, size, &mut output)
-            .unwrap();
+        engine.forward(&input, samples, size, &mut output);
     }
     let items = (reps * samples) as f64;
     let wall = wall0.elapsed().as_secs_f64() / items;
@@ -199,7 +238,7 @@ fn run(
         unit.0,
         if samples == 1 { "item" } else { "sample" },
         100.0 * gflops / peak,
-        workspace.bytes() as f64 / 1048576.0
+        engine.bytes() as f64 / 1048576.0
     );
 }
 
@@ -217,15 +256,47 @@ fn main() {
     let all = which == "all";
     let k3 = [1, 3, 3];
     if all || which == "paper" {
-        let shapes = unet_shapes(60, &[64, 128, 256, 512], 1024, &[k3, k3, k3, k3, k3, k3, k3, k3, k3, [1, 1, 1]]);
+        let shapes = unet_shapes(
+            60,
+            &[64, 128, 256, 512],
+            1024,
+            &[k3, k3, k3, k3, k3, k3, k3, k3, k3, [1, 1, 1]],
+        );
         for threads in [1, 2] {
-            run("unet_single_1024 512²", &shapes, &[[1, 2, 2]; 4], 1, [1, 512, 512], 2, threads, peak, ("s", 1.0));
+            run(
+                "unet_single_1024 512²",
+                false,
+                &shapes,
+                &[[1, 2, 2]; 4],
+                1,
+                [1, 512, 512],
+                2,
+                threads,
+                peak,
+                ("s", 1.0),
+            );
         }
     }
     if all || which == "small" {
-        let shapes = unet_shapes(60, &[16, 32, 64], 128, &[k3, k3, k3, k3, k3, k3, k3, [1, 1, 1]]);
+        let shapes = unet_shapes(
+            60,
+            &[16, 32, 64],
+            128,
+            &[k3, k3, k3, k3, k3, k3, k3, [1, 1, 1]],
+        );
         for threads in [1, 2] {
-            run("unet-d3-w16 512²", &shapes, &[[1, 2, 2]; 3], 1, [1, 512, 512], 4, threads, peak, ("s", 1.0));
+            run(
+                "unet-d3-w16 512²",
+                false,
+                &shapes,
+                &[[1, 2, 2]; 3],
+                1,
+                [1, 512, 512],
+                4,
+                threads,
+                peak,
+                ("s", 1.0),
+            );
         }
     }
     if all || which == "ephys" {
@@ -234,14 +305,51 @@ fn main() {
         let shapes = unet_shapes(60, &[64, 128, 256, 512], 1024, &kernels);
         let pools = [[1, 2, 2], [1, 2, 1], [1, 2, 1], [1, 2, 1]];
         for threads in [1, 2] {
-            run("unet_single_ephys_1024", &shapes, &pools, 100, [1, 384, 2], 3, threads, peak, ("ms", 1e3));
+            run(
+                "unet_single_ephys_1024",
+                false,
+                &shapes,
+                &pools,
+                100,
+                [1, 384, 2],
+                3,
+                threads,
+                peak,
+                ("ms", 1e3),
+            );
         }
     }
     if all || which == "fmri" {
         let k = [3, 3, 3];
         let shapes = unet_shapes(5, &[8, 16], 32, &[k, k, k, k, k, [1, 1, 1]]);
         for threads in [1, 2] {
-            run("fmri 7³ blocks", &shapes, &[[2, 2, 2]; 2], 1000, [7, 7, 7], 5, threads, peak, ("ms", 1e3));
+            run(
+                "fmri 7³ blocks",
+                false,
+                &shapes,
+                &[[2, 2, 2]; 2],
+                1000,
+                [7, 7, 7],
+                5,
+                threads,
+                peak,
+                ("ms", 1e3),
+            );
+        }
+        // The same network with samples in the lanes (LaneUNet), the engine meant for it.
+        for threads in [1, 2] {
+            run(
+                "fmri 7³ blocks, lanes",
+                true,
+                &shapes,
+                &[[2, 2, 2]; 2],
+                1000,
+                [7, 7, 7],
+                20,
+                threads,
+                peak,
+                ("ms", 1e3),
+            );
         }
     }
 }
