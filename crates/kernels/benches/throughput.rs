@@ -1,7 +1,7 @@
 //! Throughput of the kernels alone (no burn, no I/O): GFLOP/s per network and the fraction
 //! of this CPU's fp32 FMA peak, measured here on one thread.
 //!
-//! Run: `cargo bench -p deepinterp-kernels --bench throughput [-- paper|small|ephys|fmri]`.
+//! Run: `cargo bench -p deepinterp-kernels --bench throughput [-- paper|small|ephys|fmri|fmri-lanes]`.
 
 use std::time::Instant;
 
@@ -319,10 +319,11 @@ fn main() {
             );
         }
     }
-    if all || which == "fmri" {
+    if all || which.starts_with("fmri") {
         let k = [3, 3, 3];
         let shapes = unet_shapes(5, &[8, 16], 32, &[k, k, k, k, k, [1, 1, 1]]);
-        for threads in [1, 2] {
+        // `fmri-lanes` runs the LaneUNet lines alone.
+        for threads in [1, 2].into_iter().filter(|_| which != "fmri-lanes") {
             run(
                 "fmri 7³ blocks",
                 false,

@@ -619,23 +619,25 @@ impl LaneWorkspace {
 }
 
 /// Writes `samples` (≤ 16) inputs `[sample][channel][voxel]` into lanes; the lanes of absent
-/// samples are zeroed (they may hold an earlier group's values).
+/// samples are zeroed (they may hold an earlier group's values). Each position's 16 lanes are
+/// gathered and written at once: writing one lane at a time would touch every cache line of
+/// the channel 16 times.
 fn pack_input(level: &Level, channels: usize, samples: usize, input: &[f32], target: &mut [f32]) {
     let voxels = level.voxels();
     let stride = level.channel_len();
     for c in 0..channels {
         let channel = &mut target[c * stride..][..stride];
-        for lane in 0..GROUP {
+        let sources: [&[f32]; GROUP] = std::array::from_fn(|lane| {
             if lane < samples {
-                let source = &input[(lane * channels + c) * voxels..][..voxels];
-                for (&at, &value) in level.interior.iter().zip(source) {
-                    channel[at + lane] = value;
-                }
+                &input[(lane * channels + c) * voxels..][..voxels]
             } else {
-                for &at in &level.interior {
-                    channel[at + lane] = 0.0;
-                }
+                &[]
             }
+        });
+        for (v, &at) in level.interior.iter().enumerate() {
+            let lanes: [f32; GROUP] =
+                std::array::from_fn(|lane| sources[lane].get(v).copied().unwrap_or(0.0));
+            channel[at..at + GROUP].copy_from_slice(&lanes);
         }
     }
 }
@@ -715,12 +717,17 @@ fn upsample(
     }
 }
 
-/// The one output channel back to `[sample][voxel]`, for the group's `samples` samples.
+/// The one output channel back to `[sample][voxel]`, for the group's `samples` samples (as in
+/// [`pack_input`], a position's lanes are read together).
 fn read_output(level: &Level, samples: usize, source: &[f32], output: &mut [f32]) {
     let voxels = level.voxels();
-    for (lane, sample) in output.chunks_exact_mut(voxels).take(samples).enumerate() {
-        for (value, &at) in sample.iter_mut().zip(&level.interior) {
-            *value = source[at + lane];
+    let mut chunks = output.chunks_exact_mut(voxels);
+    let mut targets: [&mut [f32]; GROUP] =
+        std::array::from_fn(|_| chunks.next().unwrap_or(&mut []));
+    for (v, &at) in level.interior.iter().enumerate() {
+        let lanes = &source[at..at + GROUP];
+        for (target, &value) in targets[..samples].iter_mut().zip(lanes) {
+            target[v] = value;
         }
     }
 }
