@@ -30,13 +30,16 @@ const GROUP: usize = LANES;
 
 /// Positions × output channels of the largest tile, per instruction set. AVX-512: 6 × 4
 /// accumulators + 4 broadcast weights + 1 loaded input = 29 of 32 registers, and 10 loads per
-/// 24 FMAs, well under the two loads a cycle. AVX2 holds a position in two registers: 3 × 2 × 2
-/// accumulators + 2 weights + 1 input = 15 of 16.
+/// 24 FMAs, well under the two loads a cycle (3 × 8 measures the same on the fMRI network;
+/// 4-wide chunks split more channel counts evenly). AVX2 holds a position in two registers:
+/// 3 × 2 × 2 accumulators + 2 weights + 1 input = 15 of 16. The portable tile is left to the
+/// compiler's vectors; on baseline x86-64 (16 SSE registers of 4) anything larger than one
+/// position × 2 channels spills and runs 5× slower.
 fn tile_limits(isa: Isa) -> (usize, usize) {
     match isa {
         Isa::Avx512 => (6, 4),
         Isa::Avx2 => (3, 2),
-        Isa::Portable => (4, 2),
+        Isa::Portable => (1, 2),
     }
 }
 
@@ -231,45 +234,41 @@ impl LaneUNet {
         let levels = &plan.levels;
         let voxels = levels[0].voxels();
         let samples = output.len() / voxels;
-        pack_input(&levels[0], self.in_channels, samples, input, &mut s.input);
+        pack_input(
+            &levels[0],
+            self.in_channels,
+            samples,
+            input,
+            &mut s.front[0],
+        );
         for level in 0..depth {
             let geometry = &levels[level];
             let skip_start = self.up_channels(level) * geometry.channel_len();
-            let source = if level == 0 {
-                &s.input
-            } else {
-                &s.pooled[level - 1]
-            };
             // The encoder's output is written straight into the decoder input's channels
             // after the upsampled ones: the concatenation costs nothing.
             let skip = &mut s.concat[level].as_mut_slice()[skip_start..];
-            self.conv(level, geometry, &plan.taps[level], source, skip);
+            self.conv(level, geometry, &plan.taps[level], &s.front[level], skip);
             max_pool(
                 geometry,
                 &levels[level + 1],
                 self.widths[level],
                 self.pools[level],
                 skip,
-                &mut s.pooled[level],
+                &mut s.front[level + 1],
             );
         }
-        let bottom = if depth == 0 {
-            &s.input
-        } else {
-            &s.pooled[depth - 1]
-        };
         self.conv(
             depth,
             &levels[depth],
             &plan.taps[depth],
-            bottom,
+            &s.front[depth],
             &mut s.bottleneck,
         );
         for level in (0..depth).rev() {
             let below = if level + 1 == depth {
                 &s.bottleneck
             } else {
-                &s.decoded[level + 1]
+                &s.front[level + 1]
             };
             upsample(
                 &levels[level + 1],
@@ -285,17 +284,21 @@ impl LaneUNet {
                 &levels[level],
                 &plan.taps[index],
                 &s.concat[level],
-                &mut s.decoded[level],
+                &mut s.front[level],
             );
         }
-        let features = if depth == 0 {
-            &s.bottleneck
-        } else {
-            &s.decoded[0]
-        };
+        // The last conv writes into a level-0 buffer that is dead by then: the first decoder
+        // input when there is one, else the network's input.
         let index = 2 * depth + 1;
-        self.conv(index, &levels[0], &plan.taps[index], features, &mut s.last);
-        read_output(&levels[0], samples, &s.last, output);
+        let taps = &plan.taps[index];
+        let last = if depth == 0 {
+            self.conv(index, &levels[0], taps, &s.bottleneck, &mut s.front[0]);
+            &s.front[0]
+        } else {
+            self.conv(index, &levels[0], taps, &s.front[0], &mut s.concat[0]);
+            &s.concat[0]
+        };
+        read_output(&levels[0], samples, last, output);
     }
 
     /// Convolution `index` on one group laid out by `geometry`, `taps` its offsets there.
@@ -553,19 +556,19 @@ impl std::ops::DerefMut for Aligned {
     }
 }
 
-/// One thread's activations for one group.
+/// One thread's activations for one group. Buffers are shared by values whose lives do not
+/// overlap, to keep a thread's footprint near the L2 cache's size (the fMRI network's
+/// activations take 2.0 MiB instead of 2.3); sharing is safe because every buffer of a level
+/// has the same halo, which stays zero, and every value is written before it is read.
 #[derive(Debug)]
 struct Scratch {
-    input: Aligned,
-    /// Per level: `[upsampled channels | encoder output channels]`.
+    /// Per level: its input (the network's input, or the pooled encoder output), then, once
+    /// the encoder conv has read it, the decoder conv's output.
+    front: Vec<Aligned>,
+    /// Per level above the bottleneck: `[upsampled channels | encoder output channels]`; on
+    /// level 0 it takes the final conv's output at the end.
     concat: Vec<Aligned>,
-    /// Per level below the first: the pooled encoder output.
-    pooled: Vec<Aligned>,
     bottleneck: Aligned,
-    /// Per level: the decoder conv's output.
-    decoded: Vec<Aligned>,
-    /// The final conv's output (one channel).
-    last: Aligned,
 }
 
 impl Scratch {
@@ -574,23 +577,27 @@ impl Scratch {
         let buffer = |level: usize, channels: usize| {
             Aligned::zeros(channels * plan.levels[level].channel_len())
         };
+        let front_channels = |level: usize| {
+            let input = if level == 0 {
+                net.in_channels
+            } else {
+                net.widths[level - 1]
+            };
+            let output = if level < depth { net.widths[level] } else { 1 };
+            input.max(output)
+        };
         Self {
-            input: buffer(0, net.in_channels),
+            front: (0..=depth).map(|l| buffer(l, front_channels(l))).collect(),
             concat: (0..depth)
                 .map(|l| buffer(l, net.up_channels(l) + net.widths[l]))
                 .collect(),
-            pooled: (0..depth).map(|l| buffer(l + 1, net.widths[l])).collect(),
             bottleneck: buffer(depth, net.bottleneck_width),
-            decoded: (0..depth).map(|l| buffer(l, net.widths[l])).collect(),
-            last: buffer(0, 1),
         }
     }
 
     fn floats(&self) -> usize {
-        self.input.len()
-            + self.bottleneck.len()
-            + self.last.len()
-            + [&self.concat, &self.pooled, &self.decoded]
+        self.bottleneck.len()
+            + [&self.front, &self.concat]
                 .iter()
                 .flat_map(|buffers| buffers.iter())
                 .map(|buffer| buffer.len())
