@@ -15,8 +15,8 @@
 //! per input channel and tap it loads the positions' vectors, broadcasts each weight and
 //! multiplies; bias and ReLU are applied on the way out. Weights are packed once, at
 //! construction, in the order the tile reads them. Each thread takes whole groups through the
-//! whole network with its own activations (one group's worth, so they stay in cache); results
-//! do not depend on how many threads run.
+//! whole network with its own activations (one group's worth, about the size of an L2 cache);
+//! results do not depend on how many threads run.
 
 use std::sync::Mutex;
 
@@ -194,7 +194,12 @@ impl LaneUNet {
                 self.in_channels
             )));
         }
-        if samples == 0 || voxels == 0 {
+        if voxels == 0 {
+            // Nothing to compute, but a size the pools cannot divide is still an error.
+            level_sizes(&self.pools, size)?;
+            return Ok(());
+        }
+        if samples == 0 {
             return Ok(());
         }
         let groups = samples.div_ceil(GROUP);
@@ -837,7 +842,9 @@ mod x86 {
     use super::Tile;
     use std::arch::x86_64::*;
 
-    /// `R` positions × `C` output channels in `R × C` registers of 16 samples.
+    /// `R` positions × `C` output channels in `R × C` registers of 16 samples. (Loads and
+    /// stores are the unaligned forms, as fast as the aligned ones on the aligned addresses
+    /// [`super::Aligned`] gives them.)
     ///
     /// # Safety
     /// As [`super::run_tile`]; the CPU must support AVX-512F.
@@ -859,7 +866,7 @@ mod x86 {
                     let weights: [__m512; C] = std::array::from_fn(|c| _mm512_set1_ps(*w.add(c)));
                     w = w.add(C);
                     for (row, &p) in acc.iter_mut().zip(positions) {
-                        let x = _mm512_load_ps(a.add(p));
+                        let x = _mm512_loadu_ps(a.add(p));
                         for (value, &weight) in row.iter_mut().zip(&weights) {
                             *value = _mm512_fmadd_ps(x, weight, *value);
                         }
@@ -874,7 +881,7 @@ mod x86 {
                     } else {
                         value
                     };
-                    _mm512_store_ps(t.output.add(c * t.stride + p), value);
+                    _mm512_storeu_ps(t.output.add(c * t.stride + p), value);
                 }
             }
         }
@@ -903,7 +910,7 @@ mod x86 {
                     w = w.add(C);
                     for (row, &p) in acc.iter_mut().zip(positions) {
                         for half in 0..2 {
-                            let x = _mm256_load_ps(a.add(p + 8 * half));
+                            let x = _mm256_loadu_ps(a.add(p + 8 * half));
                             for (halves, &weight) in row.iter_mut().zip(&weights) {
                                 halves[half] = _mm256_fmadd_ps(x, weight, halves[half]);
                             }
@@ -920,7 +927,7 @@ mod x86 {
                         } else {
                             value
                         };
-                        _mm256_store_ps(t.output.add(c * t.stride + p + 8 * half), value);
+                        _mm256_storeu_ps(t.output.add(c * t.stride + p + 8 * half), value);
                     }
                 }
             }
