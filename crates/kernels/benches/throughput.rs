@@ -1,12 +1,12 @@
 //! Throughput of the kernels alone (no burn, no I/O): GFLOP/s per network and the fraction
 //! of this CPU's fp32 FMA peak, measured here on one thread.
 //!
-//! Run: `cargo bench -p deepinterp-kernels --bench throughput [-- paper|small|ephys|fmri]`.
+//! Run: `cargo bench -p deepinterp-kernels --bench throughput [-- paper|small|ephys|fmri|fmri-lanes]`.
 
 use std::time::Instant;
 
 use deepinterp_kernels::raw::{Geometry, Method, PackedConv, halo_for};
-use deepinterp_kernels::{ConvWeights, Isa, UNet, Workspace};
+use deepinterp_kernels::{ConvWeights, Isa, LaneUNet, LaneWorkspace, UNet, Workspace};
 
 /// One thread's fp32 FMA throughput (GFLOP/s): independent FMA chains on 512-bit (AVX-512)
 /// or 256-bit (AVX2) registers, whichever the kernels use.
@@ -166,9 +166,47 @@ fn flops(shapes: &[(usize, usize, [usize; 3])], pools: &[[usize; 3]], size: [usi
         .sum()
 }
 
+/// One of the two engines with its workspace.
+enum Engine {
+    /// Channels in the lanes ([`UNet`]).
+    Blocks(UNet, Workspace),
+    /// Samples in the lanes ([`LaneUNet`]).
+    Lanes(LaneUNet, LaneWorkspace),
+}
+
+impl Engine {
+    fn new(lanes: bool, convs: &[ConvWeights], pools: &[[usize; 3]], threads: usize) -> Self {
+        if lanes {
+            let mut net = LaneUNet::new(convs, pools).expect("valid network");
+            net.set_threads(threads);
+            Engine::Lanes(net, LaneWorkspace::new())
+        } else {
+            let mut net = UNet::new(convs, pools).expect("valid network");
+            net.set_threads(threads);
+            Engine::Blocks(net, Workspace::new())
+        }
+    }
+
+    fn forward(&mut self, input: &[f32], samples: usize, size: [usize; 3], output: &mut [f32]) {
+        match self {
+            Engine::Blocks(net, ws) => net.forward(ws, input, samples, size, output),
+            Engine::Lanes(net, ws) => net.forward(ws, input, samples, size, output),
+        }
+        .unwrap();
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Engine::Blocks(_, ws) => ws.bytes(),
+            Engine::Lanes(_, ws) => ws.bytes(),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run(
     name: &str,
+    lanes: bool,
     shapes: &[(usize, usize, [usize; 3])],
     pools: &[[usize; 3]],
     samples: usize,
@@ -178,20 +216,16 @@ fn run(
     peak: f64,
     unit: (&str, f64),
 ) {
-    let mut net = UNet::new(&weights(shapes), pools).expect("valid network");
-    net.set_threads(threads);
+    let mut engine = Engine::new(lanes, &weights(shapes), pools, threads);
     let voxels: usize = size.iter().product();
     let input: Vec<f32> = (0..samples * shapes[0].0 * voxels)
         .map(|i| ((i % 13) as f32 - 6.0) * 0.1)
         .collect();
     let mut output = vec![0f32; samples * voxels];
-    let mut workspace = Workspace::new();
-    net.forward(&mut workspace, &input, samples, size, &mut output)
-        .unwrap();
+    engine.forward(&input, samples, size, &mut output);
     let (cpu0, wall0) = (cpu_seconds(), Instant::now());
     for _ in 0..reps {
-        net.forward(&mut workspace, &input, samples, size, &mut output)
-            .unwrap();
+        engine.forward(&input, samples, size, &mut output);
     }
     let items = (reps * samples) as f64;
     let wall = wall0.elapsed().as_secs_f64() / items;
@@ -205,7 +239,7 @@ fn run(
         unit.0,
         if samples == 1 { "item" } else { "sample" },
         100.0 * gflops / peak,
-        workspace.bytes() as f64 / 1048576.0
+        engine.bytes() as f64 / 1048576.0
     );
 }
 
@@ -304,6 +338,7 @@ fn main() {
         for threads in [1, 2] {
             run(
                 "unet_single_1024 512²",
+                false,
                 &shapes,
                 &[[1, 2, 2]; 4],
                 1,
@@ -325,6 +360,7 @@ fn main() {
         for threads in [1, 2] {
             run(
                 "unet-d3-w16 512²",
+                false,
                 &shapes,
                 &[[1, 2, 2]; 3],
                 1,
@@ -344,6 +380,7 @@ fn main() {
         for threads in [1, 2] {
             run(
                 "unet_single_ephys_1024",
+                false,
                 &shapes,
                 &pools,
                 100,
@@ -355,17 +392,34 @@ fn main() {
             );
         }
     }
-    if all || which == "fmri" {
+    if all || which.starts_with("fmri") {
         let k = [3, 3, 3];
         let shapes = unet_shapes(5, &[8, 16], 32, &[k, k, k, k, k, [1, 1, 1]]);
-        for threads in [1, 2] {
+        // `fmri-lanes` runs the LaneUNet lines alone.
+        for threads in [1, 2].into_iter().filter(|_| which != "fmri-lanes") {
             run(
                 "fmri 7³ blocks",
+                false,
                 &shapes,
                 &[[2, 2, 2]; 2],
                 1000,
                 [7, 7, 7],
                 5,
+                threads,
+                peak,
+                ("ms", 1e3),
+            );
+        }
+        // The same network with samples in the lanes (LaneUNet), the engine meant for it.
+        for threads in [1, 2] {
+            run(
+                "fmri 7³ blocks, lanes",
+                true,
+                &shapes,
+                &[[2, 2, 2]; 2],
+                1000,
+                [7, 7, 7],
+                20,
                 threads,
                 peak,
                 ("ms", 1e3),

@@ -13,15 +13,20 @@
 //!
 //! burn's implementation stays the reference: `deepinterp`'s tests compare the two on every
 //! architecture family.
+//!
+//! [`LaneUNet`] runs the same networks with the samples of a batch in the vector lanes
+//! instead of the channels: the engine for small volumes in large batches (see its module).
 
 mod conv;
 mod dispatch;
+mod lanes;
 mod layout;
 mod resample;
 mod unet;
 mod winograd;
 
 pub use dispatch::Isa;
+pub use lanes::{LaneUNet, LaneWorkspace};
 pub use unet::{ConvWeights, UNet, Workspace};
 
 /// Single convolutions, for the tests and benchmarks that compare their methods.

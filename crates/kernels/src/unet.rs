@@ -64,64 +64,12 @@ impl UNet {
         convs: &[ConvWeights],
         pools: &[[usize; 3]],
     ) -> Result<Self, KernelError> {
-        if !Isa::supported().contains(&isa) {
-            return Err(KernelError::Shape(format!(
-                "this CPU cannot run the {} kernels",
-                isa.name()
-            )));
-        }
+        let UNetShape {
+            in_channels,
+            widths,
+            bottleneck_width,
+        } = check_unet(isa, convs, pools)?;
         let depth = pools.len();
-        if convs.len() != 2 * depth + 2 {
-            return Err(KernelError::Shape(format!(
-                "a U-Net of depth {depth} has {} convolutions, not {}",
-                2 * depth + 2,
-                convs.len()
-            )));
-        }
-        for (index, conv) in convs.iter().enumerate() {
-            let taps: usize = conv.kernel.iter().product();
-            if taps == 0
-                || conv.out_channels == 0
-                || conv.in_channels == 0
-                || conv.weight.len() != conv.out_channels * conv.in_channels * taps
-                || conv.bias.len() != conv.out_channels
-            {
-                return Err(KernelError::Shape(format!(
-                    "convolution {index}: weights do not match its shape {}→{} {:?}",
-                    conv.in_channels, conv.out_channels, conv.kernel
-                )));
-            }
-        }
-        if pools.iter().flatten().any(|&side| side == 0) {
-            return Err(KernelError::Shape("a pool side of 0".into()));
-        }
-        let in_channels = convs[0].in_channels;
-        let widths: Vec<usize> = convs[..depth].iter().map(|c| c.out_channels).collect();
-        let bottleneck_width = convs[depth].out_channels;
-        let expect = |index: usize, input: usize, output: usize| {
-            let conv = &convs[index];
-            if conv.in_channels == input && conv.out_channels == output {
-                Ok(())
-            } else {
-                Err(KernelError::Shape(format!(
-                    "convolution {index} maps {}→{} channels where the U-Net needs {input}→{output}",
-                    conv.in_channels, conv.out_channels
-                )))
-            }
-        };
-        let mut channels = in_channels;
-        for (level, &width) in widths.iter().enumerate() {
-            expect(level, channels, width)?;
-            channels = width;
-        }
-        expect(depth, channels, bottleneck_width)?;
-        channels = bottleneck_width;
-        for level in (0..depth).rev() {
-            expect(2 * depth - level, channels + widths[level], widths[level])?;
-            channels = widths[level];
-        }
-        expect(2 * depth + 1, channels, 1)?;
-
         let contiguous = |channels: usize| (0..channels).collect::<Vec<_>>();
         let mut packed = Vec::with_capacity(convs.len());
         for (index, conv) in convs.iter().enumerate() {
@@ -172,23 +120,6 @@ impl UNet {
     /// Input channels.
     pub fn in_channels(&self) -> usize {
         self.in_channels
-    }
-
-    /// Interior sides of every level for an input of `size`, or why it is too small.
-    fn level_sizes(&self, size: [usize; 3]) -> Result<Vec<[usize; 3]>, KernelError> {
-        let mut sizes = vec![size];
-        for pool in &self.pools {
-            let last = sizes[sizes.len() - 1];
-            let next = [0, 1, 2].map(|a| last[a] / pool[a]);
-            if next.contains(&0) {
-                return Err(KernelError::Shape(format!(
-                    "an input of {size:?} is too small for pools {:?}",
-                    self.pools
-                )));
-            }
-            sizes.push(next);
-        }
-        Ok(sizes)
     }
 
     /// Runs the network on `samples` inputs `[samples][in_channels][depth][height][width]`
@@ -307,7 +238,7 @@ impl UNet {
             return Ok(());
         }
         let depth = self.pools.len();
-        let sizes = self.level_sizes(size)?;
+        let sizes = level_sizes(&self.pools, size)?;
         let kernel = |index: usize| self.convs[index].kernel;
         let geometries: Vec<Geometry> = (0..=depth)
             .map(|level| {
@@ -350,6 +281,105 @@ impl UNet {
         };
         Ok(())
     }
+}
+
+/// Channel counts of a valid U-Net, as [`check_unet`] reads them from its convolutions.
+pub(crate) struct UNetShape {
+    pub in_channels: usize,
+    /// Encoder widths, shallowest first.
+    pub widths: Vec<usize>,
+    pub bottleneck_width: usize,
+}
+
+/// Checks that `convs` (in execution order) and `pools` describe a U-Net that `isa` can run
+/// on this CPU; shared by [`UNet`] and [`crate::LaneUNet`] so both accept the same networks.
+pub(crate) fn check_unet(
+    isa: Isa,
+    convs: &[ConvWeights],
+    pools: &[[usize; 3]],
+) -> Result<UNetShape, KernelError> {
+    if !Isa::supported().contains(&isa) {
+        return Err(KernelError::Shape(format!(
+            "this CPU cannot run the {} kernels",
+            isa.name()
+        )));
+    }
+    let depth = pools.len();
+    if convs.len() != 2 * depth + 2 {
+        return Err(KernelError::Shape(format!(
+            "a U-Net of depth {depth} has {} convolutions, not {}",
+            2 * depth + 2,
+            convs.len()
+        )));
+    }
+    for (index, conv) in convs.iter().enumerate() {
+        let taps: usize = conv.kernel.iter().product();
+        if taps == 0
+            || conv.out_channels == 0
+            || conv.in_channels == 0
+            || conv.weight.len() != conv.out_channels * conv.in_channels * taps
+            || conv.bias.len() != conv.out_channels
+        {
+            return Err(KernelError::Shape(format!(
+                "convolution {index}: weights do not match its shape {}→{} {:?}",
+                conv.in_channels, conv.out_channels, conv.kernel
+            )));
+        }
+    }
+    if pools.iter().flatten().any(|&side| side == 0) {
+        return Err(KernelError::Shape("a pool side of 0".into()));
+    }
+    let in_channels = convs[0].in_channels;
+    let widths: Vec<usize> = convs[..depth].iter().map(|c| c.out_channels).collect();
+    let bottleneck_width = convs[depth].out_channels;
+    let expect = |index: usize, input: usize, output: usize| {
+        let conv = &convs[index];
+        if conv.in_channels == input && conv.out_channels == output {
+            Ok(())
+        } else {
+            Err(KernelError::Shape(format!(
+                "convolution {index} maps {}→{} channels where the U-Net needs {input}→{output}",
+                conv.in_channels, conv.out_channels
+            )))
+        }
+    };
+    let mut channels = in_channels;
+    for (level, &width) in widths.iter().enumerate() {
+        expect(level, channels, width)?;
+        channels = width;
+    }
+    expect(depth, channels, bottleneck_width)?;
+    channels = bottleneck_width;
+    for level in (0..depth).rev() {
+        expect(2 * depth - level, channels + widths[level], widths[level])?;
+        channels = widths[level];
+    }
+    expect(2 * depth + 1, channels, 1)?;
+
+    Ok(UNetShape {
+        in_channels,
+        widths,
+        bottleneck_width,
+    })
+}
+
+/// Interior sides of every level for an input of `size`, or why it is too small.
+pub(crate) fn level_sizes(
+    pools: &[[usize; 3]],
+    size: [usize; 3],
+) -> Result<Vec<[usize; 3]>, KernelError> {
+    let mut sizes = vec![size];
+    for pool in pools {
+        let last = sizes[sizes.len() - 1];
+        let next = [0, 1, 2].map(|a| last[a] / pool[a]);
+        if next.contains(&0) {
+            return Err(KernelError::Shape(format!(
+                "an input of {size:?} is too small for pools {pools:?}"
+            )));
+        }
+        sizes.push(next);
+    }
+    Ok(sizes)
 }
 
 /// The activations of one forward pass, kept between calls of the same shape so that
