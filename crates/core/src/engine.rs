@@ -4,7 +4,7 @@
 //! hand it flat inputs and get flat outputs back.
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use deepinterp_kernels::{ConvWeights, UNet as KernelUNet, Workspace};
+use deepinterp_kernels::{ConvWeights, LaneUNet, LaneWorkspace, UNet as KernelUNet, Workspace};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
@@ -35,7 +35,14 @@ impl Engine {
 pub struct Forward<'a, B: Backend> {
     network: &'a Network<B>,
     device: B::Device,
-    kernels: Option<(KernelUNet, Workspace)>,
+    kernels: Option<Kernels>,
+}
+
+/// The kernels' form of a network: channels in the vector lanes for frames and probe grids
+/// (large samples), samples in the lanes for fMRI's small voxel blocks in large batches.
+enum Kernels {
+    ChannelLanes(KernelUNet, Workspace),
+    SampleLanes(LaneUNet, LaneWorkspace),
 }
 
 impl<'a, B: Backend> Forward<'a, B> {
@@ -47,15 +54,18 @@ impl<'a, B: Backend> Forward<'a, B> {
     ) -> Result<Self, EngineError> {
         let kernels = match engine {
             Engine::Burn => None,
-            Engine::Kernels => {
-                let (convs, pools) = match network {
-                    Network::Planar(net) => planar_weights(net)?,
-                    Network::Volumetric(net) => volumetric_weights(net)?,
-                };
-                let unet = KernelUNet::new(&convs, &pools)
-                    .map_err(|e| EngineError::InvalidModel(e.to_string()))?;
-                Some((unet, Workspace::new()))
-            }
+            Engine::Kernels => Some(match network {
+                Network::Planar(net) => {
+                    let (convs, pools) = planar_weights(net)?;
+                    let unet = KernelUNet::new(&convs, &pools).map_err(kernel_error)?;
+                    Kernels::ChannelLanes(unet, Workspace::new())
+                }
+                Network::Volumetric(net) => {
+                    let (convs, pools) = volumetric_weights(net)?;
+                    let unet = LaneUNet::new(&convs, &pools).map_err(kernel_error)?;
+                    Kernels::SampleLanes(unet, LaneWorkspace::new())
+                }
+            }),
         };
         Ok(Self {
             network,
@@ -82,7 +92,7 @@ impl<'a, B: Backend> Forward<'a, B> {
                 "a volumetric model cannot denoise frames".into(),
             ));
         };
-        let Some((unet, workspace)) = &mut self.kernels else {
+        let Some(Kernels::ChannelLanes(unet, workspace)) = &mut self.kernels else {
             let output = net.forward_any_size(Tensor::<B, 4>::from_data(
                 TensorData::new(input, shape),
                 &self.device,
@@ -108,7 +118,7 @@ impl<'a, B: Backend> Forward<'a, B> {
             [1, padded[0], padded[1]],
             &mut output,
         )
-        .map_err(|e| EngineError::InvalidModel(e.to_string()))?;
+        .map_err(kernel_error)?;
         if padded == [height, width] {
             return Ok(output);
         }
@@ -135,7 +145,7 @@ impl<'a, B: Backend> Forward<'a, B> {
                 "a planar model cannot denoise voxel blocks".into(),
             ));
         };
-        let Some((unet, workspace)) = &mut self.kernels else {
+        let Some(Kernels::SampleLanes(unet, workspace)) = &mut self.kernels else {
             let output = net.forward(Tensor::<B, 5>::from_data(
                 TensorData::new(input, shape),
                 &self.device,
@@ -145,9 +155,13 @@ impl<'a, B: Backend> Forward<'a, B> {
         let [batch, _, x, y, z] = shape;
         let mut output = vec![0f32; batch * x * y * z];
         unet.forward(workspace, &input, batch, [x, y, z], &mut output)
-            .map_err(|e| EngineError::InvalidModel(e.to_string()))?;
+            .map_err(kernel_error)?;
         Ok(output)
     }
+}
+
+fn kernel_error(error: deepinterp_kernels::KernelError) -> EngineError {
+    EngineError::InvalidModel(error.to_string())
 }
 
 fn read_values(data: TensorData) -> Result<Vec<f32>, EngineError> {

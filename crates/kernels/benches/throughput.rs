@@ -377,10 +377,14 @@ fn main() {
         let kernels = [k22, k31, k31, k31, k31, k31, k31, k31, k22, [1, 1, 1]];
         let shapes = unet_shapes(60, &[64, 128, 256, 512], 1024, &kernels);
         let pools = [[1, 2, 2], [1, 2, 1], [1, 2, 1], [1, 2, 1]];
-        for threads in [1, 2] {
+        for (threads, lanes) in [(1, false), (2, false), (1, true), (2, true)] {
             run(
-                "unet_single_ephys_1024",
-                false,
+                if lanes {
+                    "unet_single_ephys_1024, lanes"
+                } else {
+                    "unet_single_ephys_1024"
+                },
+                lanes,
                 &shapes,
                 &pools,
                 100,
