@@ -86,7 +86,7 @@ impl<'a, B: Backend> Forward<'a, B> {
     /// A planar network on `[batch, channels, height, width]`, any height and width (the
     /// bottom and right edges are padded by reflection to what the pools need and cropped
     /// back, as [`UNet::forward_any_size`] does); returns `[batch, height, width]`.
-    pub fn planar(&mut self, input: Vec<f32>, shape: [usize; 4]) -> Result<Vec<f32>, EngineError> {
+    pub fn planar(&mut self, input: &[f32], shape: [usize; 4]) -> Result<Vec<f32>, EngineError> {
         let Network::Planar(net) = self.network else {
             return Err(EngineError::InvalidModel(
                 "a volumetric model cannot denoise frames".into(),
@@ -94,7 +94,7 @@ impl<'a, B: Backend> Forward<'a, B> {
         };
         let Some(Kernels::ChannelLanes(unet, workspace)) = &mut self.kernels else {
             let output = net.forward_any_size(Tensor::<B, 4>::from_data(
-                TensorData::new(input, shape),
+                TensorData::new(input.to_vec(), shape),
                 &self.device,
             ));
             return read_values(output.into_data());
@@ -105,15 +105,17 @@ impl<'a, B: Backend> Forward<'a, B> {
             height.next_multiple_of(multiple[0]),
             width.next_multiple_of(multiple[1]),
         ];
+        let padded_input;
         let input = if padded == [height, width] {
             input
         } else {
-            pad_bottom_right(&input, batch * channels, [height, width], padded)
+            padded_input = pad_bottom_right(input, batch * channels, [height, width], padded);
+            &padded_input
         };
         let mut output = vec![0f32; batch * padded[0] * padded[1]];
         unet.forward(
             workspace,
-            &input,
+            input,
             batch,
             [1, padded[0], padded[1]],
             &mut output,
@@ -137,7 +139,7 @@ impl<'a, B: Backend> Forward<'a, B> {
     /// A volumetric network on `[batch, channels, x, y, z]`; returns `[batch, x, y, z]`.
     pub fn volumetric(
         &mut self,
-        input: Vec<f32>,
+        input: &[f32],
         shape: [usize; 5],
     ) -> Result<Vec<f32>, EngineError> {
         let Network::Volumetric(net) = self.network else {
@@ -147,14 +149,14 @@ impl<'a, B: Backend> Forward<'a, B> {
         };
         let Some(Kernels::SampleLanes(unet, workspace)) = &mut self.kernels else {
             let output = net.forward(Tensor::<B, 5>::from_data(
-                TensorData::new(input, shape),
+                TensorData::new(input.to_vec(), shape),
                 &self.device,
             ));
             return read_values(output.into_data());
         };
         let [batch, _, x, y, z] = shape;
         let mut output = vec![0f32; batch * x * y * z];
-        unet.forward(workspace, &input, batch, [x, y, z], &mut output)
+        unet.forward(workspace, input, batch, [x, y, z], &mut output)
             .map_err(kernel_error)?;
         Ok(output)
     }

@@ -250,6 +250,7 @@ pub fn run<B: Backend>(
         progress(plan.head_zero_frames);
     }
     let mut block = FrameBlock::new(height, width);
+    let mut inputs: Vec<f32> = Vec::new();
     let mut written = plan.head_zero_frames;
     let mut centre = plan.centres.start;
     while centre < plan.centres.end {
@@ -260,13 +261,13 @@ pub fn run<B: Backend>(
         let lowest = sources.iter().flatten().copied().min().unwrap_or(centre);
         let highest = sources.iter().flatten().copied().max().unwrap_or(centre);
         block.load(reader, &plan.normalization, lowest..highest + 1)?;
-        // A fresh buffer per batch is moved into the tensor: no second copy of the inputs.
-        let mut inputs = vec![0f32; batch * channels * plane];
+        // One buffer for every batch (the last may be shorter): nothing allocated per batch.
+        inputs.resize(batch * channels * plane, 0.0);
         for (index, sample_sources) in sources.iter().enumerate() {
             let sample = &mut inputs[index * channels * plane..(index + 1) * channels * plane];
             block.gather(sample_sources, Crop::full(height, width), sample);
         }
-        let mut values = forward.planar(inputs, [batch, channels, height, width])?;
+        let mut values = forward.planar(&inputs, [batch, channels, height, width])?;
         // A NaN or infinity never reaches the writer: the run fails and the writer, dropped
         // on the error, removes its unfinished file.
         if let Some((index, value)) = first_non_finite(&values) {

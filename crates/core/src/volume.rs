@@ -501,10 +501,13 @@ pub fn denoise_volumes<B: Backend>(
     let mut output = vec![0f32; volume_len];
     let mut blocks_run = 0;
     let mut forward = Forward::new(&model.network, settings.engine, device)?;
+    let mut inputs: Vec<f32> = Vec::new();
     for t in 0..frames {
         stack.hold(reader, t.saturating_sub(reach_before)..t + reach_after + 1)?;
         for batch in origins.chunks(batch_blocks) {
-            let mut inputs = vec![0f32; batch.len() * channels * block_len];
+            // One buffer for every batch, zeroed again: blocks rely on zeros outside the run.
+            inputs.clear();
+            inputs.resize(batch.len() * channels * block_len, 0.0);
             for (sample, &origin) in inputs.chunks_mut(channels * block_len).zip(batch) {
                 stack.cut_block(
                     origin,
@@ -518,7 +521,7 @@ pub fn denoise_volumes<B: Backend>(
                 );
             }
             let predicted = forward.volumetric(
-                inputs,
+                &inputs,
                 [batch.len(), channels, sides[0], sides[1], sides[2]],
             )?;
             // A NaN or infinity never reaches the writer: the run fails and the writer,

@@ -18,11 +18,11 @@ fn planar_gap(network: &Network<Cpu>, shape: [usize; 4], seed: u64) -> f32 {
     let input = random_input(shape.iter().product(), seed);
     let kernels = Forward::new(network, Engine::Kernels, &device)
         .unwrap()
-        .planar(input.clone(), shape)
+        .planar(&input, shape)
         .unwrap();
     let burn = Forward::new(network, Engine::Burn, &device)
         .unwrap()
-        .planar(input, shape)
+        .planar(&input, shape)
         .unwrap();
     assert_eq!(kernels.len(), shape[0] * shape[2] * shape[3]);
     gap(&kernels, &burn)
@@ -94,11 +94,11 @@ fn volumetric_networks_agree_with_burn() {
             let input = random_input(shape.iter().product(), batch as u64);
             let kernels = Forward::new(&network, Engine::Kernels, &device)
                 .unwrap()
-                .volumetric(input.clone(), shape)
+                .volumetric(&input, shape)
                 .unwrap();
             let burn = Forward::new(&network, Engine::Burn, &device)
                 .unwrap()
-                .volumetric(input, shape)
+                .volumetric(&input, shape)
                 .unwrap();
             let gap = gap(&kernels, &burn);
             assert!(gap < 1e-5, "{config:?} on {shape:?}: relative gap {gap}");
@@ -112,6 +112,6 @@ fn an_engine_for_one_kind_of_network_refuses_the_other_kind_of_input() {
     let planar = Network::Planar(UNetConfig::scaled(4, 1, 4).init::<Cpu>(&device).unwrap());
     for engine in [Engine::Kernels, Engine::Burn] {
         let mut forward = Forward::new(&planar, engine, &device).unwrap();
-        assert!(forward.volumetric(vec![0.0; 4 * 8], [1, 4, 2, 2, 2]).is_err());
+        assert!(forward.volumetric(&[0.0; 4 * 8], [1, 4, 2, 2, 2]).is_err());
     }
 }

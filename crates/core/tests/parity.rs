@@ -76,7 +76,7 @@ fn compare_network(model: &Model<Cpu>, input: &str, output: &str) {
     for engine in [Engine::Kernels, Engine::Burn] {
         let y = Forward::new(&model.network, engine, &device)
             .unwrap()
-            .planar(nchw.clone(), [n, c, h, w])
+            .planar(&nchw, [n, c, h, w])
             .unwrap();
         let diff = max_abs_diff(&y, &golden);
         let tolerance = 3e-5 * max_abs(&golden);
@@ -281,7 +281,7 @@ fn fmri_unet_denoiser_matches_keras_in_both_file_layouts() {
         for engine in [Engine::Kernels, Engine::Burn] {
             let y = Forward::new(&model.network, engine, &device)
                 .unwrap()
-                .volumetric(to_ncdhw(&data, shape), [n, c, sx, sy, sz])
+                .volumetric(&to_ncdhw(&data, shape), [n, c, sx, sy, sz])
                 .unwrap();
             let diff = max_abs_diff(&y, &golden);
             let tolerance = 3e-5 * max_abs(&golden);

@@ -7,6 +7,10 @@ use crate::layout::Geometry;
 
 /// Writes `input` (`[samples][channels][depth][height][width]`, the interior of `geometry`)
 /// into channel blocks: channel `c` goes to block `c / LANES`, lane `c % LANES`.
+///
+/// Row by row, every channel of a row before the next row: the rows written (one per block,
+/// `width × LANES` floats) stay in cache while their lanes are filled. Channel by channel over
+/// the whole sample instead would sweep every block once per channel.
 pub fn pack_input(
     geometry: &Geometry,
     samples: usize,
@@ -18,17 +22,17 @@ pub fn pack_input(
     let plane = d * h * w;
     let block_len = geometry.block_len();
     for n in 0..samples {
-        for c in 0..channels {
-            let source = &input[(n * channels + c) * plane..][..plane];
-            let block = &mut blocks[(c / LANES) * block_len..][..block_len];
-            let lane = c % LANES;
-            let mut rows = source.chunks_exact(w);
-            for z in 0..d {
-                for y in 0..h {
-                    let row = rows.next().expect("plane has d × h rows");
-                    let start = geometry.position(n, [z, y, 0]) * LANES + lane;
-                    for (x, &value) in row.iter().enumerate() {
-                        block[start + x * LANES] = value;
+        let sample = &input[n * channels * plane..][..channels * plane];
+        for z in 0..d {
+            for y in 0..h {
+                let row_start = (z * h + y) * w;
+                let at = geometry.position(n, [z, y, 0]) * LANES;
+                for c in 0..channels {
+                    let source = &sample[c * plane + row_start..][..w];
+                    let target = &mut blocks[(c / LANES) * block_len + at..][..w * LANES];
+                    let lane = c % LANES;
+                    for (values, &value) in target.chunks_exact_mut(LANES).zip(source) {
+                        values[lane] = value;
                     }
                 }
             }

@@ -492,8 +492,8 @@ fn timed_estimate(
         let started = Instant::now();
         // The output comes back as values: the backend has finished (asynchronous on CUDA).
         match input_shape[..] {
-            [n, c, h, w] => forward.planar(input.clone(), [n, c, h, w])?,
-            [n, c, x, y, z] => forward.volumetric(input.clone(), [n, c, x, y, z])?,
+            [n, c, h, w] => forward.planar(&input, [n, c, h, w])?,
+            [n, c, x, y, z] => forward.volumetric(&input, [n, c, x, y, z])?,
             _ => bail!("an input shape of {} axes", input_shape.len()),
         };
         Ok(started.elapsed().as_secs_f64())
