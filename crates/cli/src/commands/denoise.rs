@@ -126,10 +126,11 @@ pub fn denoise(args: &DenoiseArgs) -> Result<WriteSummary> {
 
 /// The engine asked for, else this build's default (our kernels on the CPU, burn on CUDA).
 fn engine(args: &DenoiseArgs) -> Engine {
-    args.engine.map_or(crate::backend::DEFAULT_ENGINE, |engine| match engine {
-        EngineArg::Kernels => Engine::Kernels,
-        EngineArg::Burn => Engine::Burn,
-    })
+    args.engine
+        .map_or(crate::backend::DEFAULT_ENGINE, |engine| match engine {
+            EngineArg::Kernels => Engine::Kernels,
+            EngineArg::Burn => Engine::Burn,
+        })
 }
 
 /// Denoises an fMRI run with a volumetric model, into a NIfTI file with the input's header.

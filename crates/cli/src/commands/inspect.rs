@@ -481,10 +481,11 @@ fn timed_estimate(
     let device = Default::default();
     let network = config.init::<Infer>(&device)?;
     let values: usize = input_shape.iter().product();
-    let input: Vec<f32> = Tensor::<Infer, 1>::random([values], Distribution::Normal(0.0, 1.0), &device)
-        .into_data()
-        .to_vec()
-        .map_err(|e| anyhow::anyhow!("cannot read random input: {e:?}"))?;
+    let input: Vec<f32> =
+        Tensor::<Infer, 1>::random([values], Distribution::Normal(0.0, 1.0), &device)
+            .into_data()
+            .to_vec()
+            .map_err(|e| anyhow::anyhow!("cannot read random input: {e:?}"))?;
     // The engine `denoise` uses by default, so the estimate is what a user gets.
     let mut forward = Forward::new(&network, crate::backend::DEFAULT_ENGINE, &device)?;
     let engine = forward.engine().name();
