@@ -11,9 +11,13 @@
 //! as Winograd F(4×4, 3×3) (`DEEPINTERP_WINOGRAD=0` turns that off); the instruction set is
 //! chosen at run time ([`Isa`]: AVX-512 → AVX2/FMA → portable).
 //!
+//! Training runs the same forward pass ([`UNet::forward_for_training`]) and then
+//! [`UNet::backward`], which reads the activations the workspace kept (module `backward`).
+//!
 //! burn's implementation stays the reference: `deepinterp`'s tests compare the two on every
 //! architecture family.
 
+mod backward;
 mod conv;
 mod dispatch;
 mod layout;
@@ -21,6 +25,7 @@ mod resample;
 mod unet;
 mod winograd;
 
+pub use backward::{BackwardRequest, ConvGradients, Gradients};
 pub use dispatch::Isa;
 pub use unet::{ConvWeights, UNet, Workspace};
 

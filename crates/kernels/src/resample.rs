@@ -59,10 +59,8 @@ pub fn max_pool(
                         let mut best = [f32::NEG_INFINITY; LANES];
                         for dz in 0..pool[0] {
                             for dy in 0..pool[1] {
-                                let row = from.position(
-                                    n,
-                                    [z * pool[0] + dz, y * pool[1] + dy, x * pool[2]],
-                                );
+                                let row = from
+                                    .position(n, [z * pool[0] + dz, y * pool[1] + dy, x * pool[2]]);
                                 for dx in 0..pool[2] {
                                     let values = &source[(row + dx) * LANES..][..LANES];
                                     for (b, &v) in best.iter_mut().zip(values) {

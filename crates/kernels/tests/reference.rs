@@ -47,10 +47,13 @@ fn conv(input: &Map, weights: &ConvWeights, relu: bool) -> Map {
                                     {
                                         continue;
                                     }
-                                    let weight = weights.weight
-                                        [(((o * weights.in_channels + i) * k[0] + kz) * k[1] + ky)
-                                            * k[2]
-                                            + kx];
+                                    let weight = weights.weight[(((o * weights.in_channels + i)
+                                        * k[0]
+                                        + kz)
+                                        * k[1]
+                                        + ky)
+                                        * k[2]
+                                        + kx];
                                     sum += weight as f64
                                         * input.at(i, sz as usize, sy as usize, sx as usize) as f64;
                                 }
@@ -274,7 +277,13 @@ fn planar_unet_with_partial_blocks_matches_the_reference() {
 fn planar_unet_with_full_and_paired_blocks_matches_the_reference() {
     let mut rng = StdRng::seed_from_u64(3);
     let k3 = [1, 3, 3];
-    let convs = network(&mut rng, 60, &[32, 48], 64, &[k3, k3, k3, k3, k3, [1, 1, 1]]);
+    let convs = network(
+        &mut rng,
+        60,
+        &[32, 48],
+        64,
+        &[k3, k3, k3, k3, k3, [1, 1, 1]],
+    );
     check("wide", &convs, &[[1, 2, 2]; 2], 2, [1, 8, 12], 4);
 }
 
@@ -292,7 +301,13 @@ fn probe_unet_matches_the_reference() {
     // The ephys shape: 2×2 kernels at full resolution, a (2,2) pool, then 3×1 with (2,1).
     let mut rng = StdRng::seed_from_u64(7);
     let (k22, k31) = ([1, 2, 2], [1, 3, 1]);
-    let convs = network(&mut rng, 8, &[16, 24], 32, &[k22, k31, k31, k31, k22, [1, 1, 1]]);
+    let convs = network(
+        &mut rng,
+        8,
+        &[16, 24],
+        32,
+        &[k22, k31, k31, k31, k22, [1, 1, 1]],
+    );
     check("probe", &convs, &[[1, 2, 2], [1, 2, 1]], 3, [1, 16, 2], 8);
 }
 
