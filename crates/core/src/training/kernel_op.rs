@@ -73,8 +73,7 @@ pub fn kernels_forward(
     let mut params = Vec::new();
     let mut wanted = Vec::new();
     let mut convs = Vec::new();
-    let pools: Vec<[usize; 3]>;
-    match network {
+    let pools: Vec<[usize; 3]> = match network {
         Network::Planar(net) => {
             for conv in &net.convs {
                 let weight = conv.weight.val();
@@ -84,7 +83,7 @@ pub fn kernels_forward(
                 params.push(weight.reshape([out_channels * in_channels * kh * kw]));
                 params.push(conv.bias.val());
             }
-            pools = net.pools().iter().map(|p| [1, p[0], p[1]]).collect();
+            net.pools().iter().map(|p| [1, p[0], p[1]]).collect()
         }
         Network::Volumetric(net) => {
             for conv in &net.convs {
@@ -95,9 +94,9 @@ pub fn kernels_forward(
                 params.push(weight.reshape([out_channels * in_channels * kx * ky * kz]));
                 params.push(conv.bias.val());
             }
-            pools = net.pools().to_vec();
+            net.pools().to_vec()
         }
-    }
+    };
     let params = Tensor::cat(params, 0);
     let spec = Spec {
         convs,
