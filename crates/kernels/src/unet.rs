@@ -333,6 +333,15 @@ impl UNet {
         Ok(())
     }
 
+    /// What a workspace's layout depends on: channels, kernels and pools.
+    fn signature(&self) -> Vec<usize> {
+        let mut signature = vec![self.in_channels, self.bottleneck_width];
+        signature.extend(&self.widths);
+        signature.extend(self.convs.iter().flat_map(|c| c.kernel));
+        signature.extend(self.pools.iter().flatten());
+        signature
+    }
+
     /// Channels upsampled into level `level`'s decoder input.
     pub(crate) fn up_channels(&self, level: usize) -> usize {
         if level + 1 == self.pools.len() {
@@ -355,6 +364,7 @@ impl UNet {
             && capacity >= samples
             && workspace.isa == Some(self.isa)
             && workspace.training == training
+            && workspace.network == self.signature()
         {
             return Ok(());
         }
@@ -399,6 +409,7 @@ impl UNet {
                 * geometries[level].block_len()
         };
         *workspace = Workspace {
+            network: self.signature(),
             shape: Some((samples, size)),
             samples,
             training,
@@ -422,6 +433,9 @@ impl UNet {
 pub struct Workspace {
     /// Samples held and interior size of the input.
     pub(crate) shape: Option<(usize, [usize; 3])>,
+    /// The network the buffers were laid out for (see `UNet::signature`): a workspace is
+    /// only reused by networks of the same channels, kernels and pools.
+    pub(crate) network: Vec<usize>,
     /// Samples of the last forward pass.
     pub(crate) samples: usize,
     /// Whether the halos suit a backward pass (see [`UNet::forward_for_training`]).

@@ -464,3 +464,30 @@ fn frozen_layers_are_skipped_and_the_rest_unchanged() {
     }
     assert!(some.input.is_none());
 }
+
+#[test]
+fn one_workspace_serves_networks_of_other_widths() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let k = [1, 3, 3];
+    let kernels = [k, k, k, k, k, [1, 1, 1]];
+    let narrow = network(&mut rng, 2, &[4, 8], 8, &kernels);
+    let wide = network(&mut rng, 2, &[20, 40], 40, &kernels);
+    let pools = [[1, 2, 2], [1, 2, 2]];
+    let size = [1, 8, 8];
+    let input: Vec<f32> = (0..2 * 64).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let r: Vec<f32> = (0..64).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let mut workspace = Workspace::new();
+    for convs in [&narrow, &wide, &narrow] {
+        let net = UNet::new(convs, &pools).unwrap();
+        let mut output = vec![0f32; 64];
+        net.forward_for_training(&mut workspace, &input, 1, size, &mut output)
+            .unwrap();
+        let shared = net
+            .backward(&mut workspace, &r, &BackwardRequest::default())
+            .unwrap();
+        let alone = run(&net, &input, 1, size, &r, &BackwardRequest::default());
+        for (a, b) in shared.convs.iter().zip(&alone.convs) {
+            assert_eq!(a.weight, b.weight);
+        }
+    }
+}
