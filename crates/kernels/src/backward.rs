@@ -138,6 +138,23 @@ impl UNet {
             (0..depth).find(|&l| wanted(l))
         };
         let needs_level = |level: usize| lowest.is_some_and(|low| level >= low);
+        // Data gradients: every decoder conv's and the final's; an encoder conv's (and the
+        // bottleneck's) when a shallower level or the input needs it.
+        let needed: Vec<bool> = (0..count)
+            .map(|index| match index {
+                0 => request.input,
+                index if index <= depth => needs_level(index - 1),
+                _ => true,
+            })
+            .collect();
+        let flipped = self.flipped_convs(&needed);
+        let threads = self.threads;
+        let data_grad = |index: usize, geometry: &Geometry, grad: &[f32], target: &mut [f32]| {
+            flipped[index]
+                .as_ref()
+                .expect("a needed data gradient")
+                .run(geometry, samples, grad, target, threads);
+        };
 
         pack_input(&geo[0], samples, 1, grad_output, &mut g.last);
         let last = 2 * depth + 1;
@@ -155,7 +172,7 @@ impl UNet {
         } else {
             &mut g.decoded[0]
         };
-        self.data_grad(last, &geo[0], samples, &g.last, top);
+        data_grad(last, &geo[0], &g.last, top);
         relu_mask(features, top);
 
         for level in 0..depth {
@@ -169,13 +186,7 @@ impl UNet {
                     &g.decoded[level],
                 );
             }
-            self.data_grad(
-                index,
-                &geo[level],
-                samples,
-                &g.decoded[level],
-                &mut g.concat[level],
-            );
+            data_grad(index, &geo[level], &g.decoded[level], &mut g.concat[level]);
             let up_blocks = blocks(self.up_channels(level));
             let (below_act, below_grad) = if level + 1 == depth {
                 (&ws.bottleneck, &mut g.bottleneck)
@@ -204,15 +215,9 @@ impl UNet {
                 self.weight_grad(depth, &geo[depth], samples, bottom_input, &g.bottleneck);
         }
         if depth > 0 && needs_level(depth - 1) {
-            self.data_grad(
-                depth,
-                &geo[depth],
-                samples,
-                &g.bottleneck,
-                &mut g.pooled[depth - 1],
-            );
+            data_grad(depth, &geo[depth], &g.bottleneck, &mut g.pooled[depth - 1]);
         } else if depth == 0 && request.input {
-            self.data_grad(depth, &geo[0], samples, &g.bottleneck, &mut g.input);
+            data_grad(depth, &geo[0], &g.bottleneck, &mut g.input);
         }
 
         for level in (0..depth).rev() {
@@ -247,9 +252,9 @@ impl UNet {
                 convs[level] = self.weight_grad(level, &geo[level], samples, source, grad);
             }
             if level > 0 && needs_level(level - 1) {
-                self.data_grad(level, &geo[level], samples, grad, &mut g.pooled[level - 1]);
+                data_grad(level, &geo[level], grad, &mut g.pooled[level - 1]);
             } else if level == 0 && request.input {
-                self.data_grad(level, &geo[0], samples, grad, &mut g.input);
+                data_grad(level, &geo[0], grad, &mut g.input);
             }
         }
         let input = request.input.then(|| {
@@ -291,16 +296,26 @@ impl UNet {
         };
     }
 
-    /// dL/d(input of convolution `index`) from `grad` (dL/d(its output), zero halo) into
-    /// `target`, in the input's slot layout: the convolution with the flipped kernel.
-    fn data_grad(
-        &self,
-        index: usize,
-        geometry: &Geometry,
-        samples: usize,
-        grad: &[f32],
-        target: &mut [f32],
-    ) {
+    /// The convolutions computing each needed data gradient (`None` where not needed),
+    /// packed on parallel threads: packing a large network's flipped kernels costs as much as
+    /// a layer's convolution.
+    fn flipped_convs(&self, needed: &[bool]) -> Vec<Option<PackedConv>> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = needed
+                .iter()
+                .enumerate()
+                .map(|(index, &needed)| needed.then(|| scope.spawn(move || self.flipped(index))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.map(|h| h.join().expect("packing thread")))
+                .collect()
+        })
+    }
+
+    /// The convolution that maps dL/d(output of convolution `index`) (zero halo) to
+    /// dL/d(its input), in the input's slot layout: the kernel flipped, in/out swapped.
+    fn flipped(&self, index: usize) -> PackedConv {
         let conv = &self.weights[index];
         let (slots, in_blocks) = &self.slots[index];
         let taps: usize = conv.kernel.iter().product();
@@ -329,12 +344,11 @@ impl UNet {
             conv.kernel,
             false,
         );
-        let packed = if packed.is_winograd() {
+        if packed.is_winograd() {
             packed
         } else {
             packed.with_origin(conv.kernel.map(|k| k - 1 - (k - 1) / 2))
-        };
-        packed.run(geometry, samples, grad, target, self.threads);
+        }
     }
 
     /// dL/d(weights, bias) of convolution `index` from its input `x` and dL/d(its output)

@@ -130,33 +130,51 @@ impl UNet {
         expect(2 * depth + 1, channels, 1)?;
 
         let contiguous = |channels: usize| (0..channels).collect::<Vec<_>>();
-        let mut packed = Vec::with_capacity(convs.len());
-        let mut all_slots = Vec::with_capacity(convs.len());
-        for (index, conv) in convs.iter().enumerate() {
-            let (slots, in_blocks) = if index > depth && index <= 2 * depth {
-                let level = 2 * depth - index;
-                let up = conv.in_channels - widths[level];
-                let up_slots = blocks(up) * LANES;
-                let slots: Vec<usize> = (0..conv.in_channels)
-                    .map(|c| if c < up { c } else { up_slots + c - up })
-                    .collect();
-                (slots, blocks(up) + blocks(widths[level]))
-            } else {
-                (contiguous(conv.in_channels), blocks(conv.in_channels))
-            };
-            packed.push(PackedConv::with_method(
-                method,
-                isa,
-                &conv.weight,
-                &conv.bias,
-                conv.out_channels,
-                &slots,
-                in_blocks,
-                conv.kernel,
-                index != 2 * depth + 1,
-            ));
-            all_slots.push((slots, in_blocks));
-        }
+        let all_slots: Vec<(Vec<usize>, usize)> = convs
+            .iter()
+            .enumerate()
+            .map(|(index, conv)| {
+                if index > depth && index <= 2 * depth {
+                    let level = 2 * depth - index;
+                    let up = conv.in_channels - widths[level];
+                    let up_slots = blocks(up) * LANES;
+                    let slots: Vec<usize> = (0..conv.in_channels)
+                        .map(|c| if c < up { c } else { up_slots + c - up })
+                        .collect();
+                    (slots, blocks(up) + blocks(widths[level]))
+                } else {
+                    (contiguous(conv.in_channels), blocks(conv.in_channels))
+                }
+            })
+            .collect();
+        // Packing is independent per convolution and, for a large network, as long as a
+        // layer's run (training packs every step): one thread each.
+        let packed: Vec<PackedConv> = std::thread::scope(|scope| {
+            let handles: Vec<_> = convs
+                .iter()
+                .zip(&all_slots)
+                .enumerate()
+                .map(|(index, (conv, (slots, in_blocks)))| {
+                    scope.spawn(move || {
+                        PackedConv::with_method(
+                            method,
+                            isa,
+                            &conv.weight,
+                            &conv.bias,
+                            conv.out_channels,
+                            slots,
+                            *in_blocks,
+                            conv.kernel,
+                            index != 2 * depth + 1,
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("packing thread"))
+                .collect()
+        });
         Ok(Self {
             isa,
             in_channels,
