@@ -518,4 +518,22 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn steps_repeat_bit_for_bit() {
+        let network = planar(UNetConfig::scaled(4, 2, 8));
+        let shape = [2, 4, 16, 16];
+        let (input, target) = batch(&shape);
+        let run = || {
+            let mut net = network.clone();
+            let mut optimizer = rmsprop::<Train>();
+            for _ in 0..3 {
+                let l = loss(&net, &input, &target, &shape, Loss::L1, true);
+                let grads = GradientsParams::from_grads(l.backward(), &net);
+                net = optimizer.step(1e-3, net, grads);
+            }
+            weights(&net)
+        };
+        assert!(run() == run(), "two runs of the same steps differ");
+    }
 }
