@@ -1,7 +1,9 @@
 //! Speed benchmark (not a test): CPU-seconds per inferred frame and per training step, wall
 //! time and peak RSS, for the paper's `unet_single_1024` and the small default network.
 //!
-//! Run: `cargo bench -p deepinterp --bench speed [-- paper|paper-infer|small|ephys|all]`. Figures are printed
+//! Run: `cargo bench -p deepinterp --bench speed [-- paper|paper-infer|small|ephys|all]`.
+//! Training steps run the forward pass training uses (our kernels as one autodiff operation
+//! on the CPU; `DEEPINTERP_ENGINE=burn` for burn's). Figures are printed
 //! next to the original's on our machine kind (REFERENCE.md §6: 2.85 CPU-s per 512×512
 //! inferred frame, 9.6 CPU-s per 1×512×512 training step, peak RSS 3 GB).
 
@@ -11,7 +13,8 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer, RmsPropConfig};
 use burn::tensor::{Distribution, Tensor, backend::Backend};
 use deepinterp::backend::{Cpu, CpuTrain};
-use deepinterp::model::{UNetConfig, VolumeUNetConfig};
+use deepinterp::model::{Network, UNetConfig, VolumeUNetConfig};
+use deepinterp::training::{UNetTrainOps, train_engine};
 
 /// User + system CPU seconds of this process so far.
 fn cpu_seconds() -> f64 {
@@ -94,30 +97,33 @@ fn train_step(
     reps: usize,
 ) {
     let device = Default::default();
-    let mut net = config.init::<CpuTrain>(&device).expect("valid config");
+    let mut net = Network::Planar(config.init::<CpuTrain>(&device).expect("valid config"));
     let mut optimizer = RmsPropConfig::new()
         .with_alpha(0.9)
         .with_momentum(0.0)
         .with_epsilon(1e-7)
         .init();
-    let x = Tensor::<CpuTrain, 4>::random(
-        [batch, config.in_channels, height, width],
+    let shape = [batch, config.in_channels, height, width];
+    let x = Tensor::<CpuTrain, 1>::random(
+        [shape.iter().product::<usize>()],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
-    let t = Tensor::<CpuTrain, 4>::random(
-        [batch, 1, height, width],
+    let t = Tensor::<CpuTrain, 1>::random(
+        [batch * height * width],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
     let m = measure(reps, || {
-        let loss = (net.forward(x.clone()) - t.clone()).abs().mean();
+        let prediction = CpuTrain::train_forward(&net, x.clone(), &shape);
+        let loss = (prediction - t.clone()).abs().mean();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optimizer.step(1e-4, net.clone(), grads);
     });
     let _ = net.valid();
     println!(
-        "{name:<22} train {batch}x{height}x{width}: {:.3} CPU-s/step, {:.3} wall-s/step, peak RSS {:.0} MiB",
+        "{name:<22} train {batch}x{height}x{width} ({}): {:.3} CPU-s/step, {:.3} wall-s/step, peak RSS {:.0} MiB",
+        train_engine().name(),
         m.cpu,
         m.wall,
         peak_rss_mib()
@@ -217,25 +223,29 @@ fn fmri_blocks() {
             26_214_400.0 / blocks_per_s
         );
     }
-    let mut train_net = config.init::<CpuTrain>(&device).expect("valid config");
+    let mut train_net =
+        Network::Volumetric(config.init::<CpuTrain>(&device).expect("valid config"));
     let mut optimizer = RmsPropConfig::new()
         .with_alpha(0.9)
         .with_momentum(0.0)
         .with_epsilon(1e-7)
         .init();
     let batch = 256;
+    let shape = [batch, 5, 7, 7, 7];
     let x =
-        Tensor::<CpuTrain, 5>::random([batch, 5, 7, 7, 7], Distribution::Normal(0.0, 1.0), &device);
-    let t =
-        Tensor::<CpuTrain, 5>::random([batch, 1, 7, 7, 7], Distribution::Normal(0.0, 1.0), &device);
+        Tensor::<CpuTrain, 1>::random([batch * 5 * 343], Distribution::Normal(0.0, 1.0), &device);
+    let t = Tensor::<CpuTrain, 1>::random([batch * 343], Distribution::Normal(0.0, 1.0), &device);
     let m = measure(5, || {
-        let loss = (train_net.forward(x.clone()) - t.clone()).abs().mean();
+        let prediction = CpuTrain::train_forward(&train_net, x.clone(), &shape);
+        let loss = (prediction - t.clone()).abs().mean();
         let grads = GradientsParams::from_grads(loss.backward(), &train_net);
         train_net = optimizer.step(1e-3, train_net.clone(), grads);
     });
     println!(
-        "fmri_unet_denoiser     train {batch}x7x7x7: {:.3} CPU-s/step, {:.3} wall-s/step",
-        m.cpu, m.wall
+        "fmri_unet_denoiser     train {batch}x7x7x7 ({}): {:.3} CPU-s/step, {:.3} wall-s/step",
+        train_engine().name(),
+        m.cpu,
+        m.wall
     );
     println!("original (TF CPU, batch 1,000 blocks, same machine kind): 0.145 CPU-ms per block");
 }

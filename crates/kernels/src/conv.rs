@@ -38,6 +38,9 @@ pub struct PackedConv {
     pub kernel: [usize; 3],
     /// Whether a ReLU follows.
     pub relu: bool,
+    /// Kernel taps before the output position per axis: Keras `same`'s `(k-1)/2`, or the
+    /// rest for the flipped kernel of a backward pass (they differ for even kernels).
+    origin: [usize; 3],
     isa: Isa,
     groups: Vec<Group>,
     /// `[out_blocks × LANES]`, zero past the real output channels.
@@ -118,6 +121,7 @@ impl PackedConv {
                 out_blocks: out_channels.div_ceil(LANES),
                 kernel,
                 relu,
+                origin: kernel.map(|k| (k - 1) / 2),
                 isa,
                 groups: Vec::new(),
                 bias: Vec::new(),
@@ -170,11 +174,27 @@ impl PackedConv {
             out_blocks,
             kernel,
             relu,
+            origin: kernel.map(|k| (k - 1) / 2),
             isa,
             groups,
             bias: padded_bias,
             winograd: None,
         }
+    }
+
+    /// The same convolution with `origin` taps before the output position per axis instead
+    /// of Keras `same`'s `(k-1)/2` (Winograd, planar 3×3 only, keeps its centred origin).
+    pub fn with_origin(mut self, origin: [usize; 3]) -> Self {
+        assert!(
+            self.winograd.is_none() || origin == self.origin,
+            "Winograd convolutions are centred"
+        );
+        assert!(
+            (0..3).all(|a| origin[a] < self.kernel[a]),
+            "origin outside the kernel"
+        );
+        self.origin = origin;
+        self
     }
 
     /// Whether this convolution runs as Winograd F(4×4, 3×3).
@@ -207,7 +227,7 @@ impl PackedConv {
             return;
         }
         let strides = geometry.strides();
-        let before = self.kernel.map(|k| (k - 1) / 2);
+        let before = self.origin;
         let mut taps = Vec::new();
         for kz in 0..self.kernel[0] {
             for ky in 0..self.kernel[1] {

@@ -11,12 +11,16 @@
 //! as Winograd F(4×4, 3×3) (`DEEPINTERP_WINOGRAD=0` turns that off); the instruction set is
 //! chosen at run time ([`Isa`]: AVX-512 → AVX2/FMA → portable).
 //!
+//! Training runs the same forward pass ([`UNet::forward_for_training`]) and then
+//! [`UNet::backward`], which reads the activations the workspace kept (module `backward`).
+//!
 //! burn's implementation stays the reference: `deepinterp`'s tests compare the two on every
 //! architecture family.
 //!
 //! [`LaneUNet`] runs the same networks with the samples of a batch in the vector lanes
 //! instead of the channels: the engine for small volumes in large batches (see its module).
 
+mod backward;
 mod conv;
 mod dispatch;
 mod lanes;
@@ -25,6 +29,7 @@ mod resample;
 mod unet;
 mod winograd;
 
+pub use backward::{BackwardRequest, ConvGradients, Gradients};
 pub use dispatch::Isa;
 pub use lanes::{LaneUNet, LaneWorkspace};
 pub use unet::{ConvWeights, UNet, Workspace};

@@ -7,6 +7,7 @@
 //! blocks, the upsampled map written into its first blocks and the encoder conv's output
 //! written straight into the rest.
 
+use crate::backward::GradBuffers;
 use crate::conv::{Method, PackedConv};
 use crate::dispatch::Isa;
 use crate::layout::{Geometry, blocks, halo_for};
@@ -37,8 +38,14 @@ pub struct UNet {
     bottleneck_width: usize,
     pools: Vec<[usize; 3]>,
     /// In execution order: encoder, bottleneck, decoder (deepest first), final.
-    convs: Vec<PackedConv>,
-    threads: usize,
+    pub(crate) convs: Vec<PackedConv>,
+    /// The weights as given, kept for the backward pass (its flipped kernels and the order
+    /// of its weight gradients).
+    pub(crate) weights: Vec<ConvWeights>,
+    /// Per convolution: the channel slot of each input channel, and input blocks read.
+    pub(crate) slots: Vec<(Vec<usize>, usize)>,
+    pub(crate) method: Method,
+    pub(crate) threads: usize,
 }
 
 impl UNet {
@@ -71,31 +78,51 @@ impl UNet {
         } = check_unet(isa, convs, pools)?;
         let depth = pools.len();
         let contiguous = |channels: usize| (0..channels).collect::<Vec<_>>();
-        let mut packed = Vec::with_capacity(convs.len());
-        for (index, conv) in convs.iter().enumerate() {
-            let (slots, in_blocks) = if index > depth && index <= 2 * depth {
-                let level = 2 * depth - index;
-                let up = conv.in_channels - widths[level];
-                let up_slots = blocks(up) * LANES;
-                let slots: Vec<usize> = (0..conv.in_channels)
-                    .map(|c| if c < up { c } else { up_slots + c - up })
-                    .collect();
-                (slots, blocks(up) + blocks(widths[level]))
-            } else {
-                (contiguous(conv.in_channels), blocks(conv.in_channels))
-            };
-            packed.push(PackedConv::with_method(
-                method,
-                isa,
-                &conv.weight,
-                &conv.bias,
-                conv.out_channels,
-                &slots,
-                in_blocks,
-                conv.kernel,
-                index != 2 * depth + 1,
-            ));
-        }
+        let all_slots: Vec<(Vec<usize>, usize)> = convs
+            .iter()
+            .enumerate()
+            .map(|(index, conv)| {
+                if index > depth && index <= 2 * depth {
+                    let level = 2 * depth - index;
+                    let up = conv.in_channels - widths[level];
+                    let up_slots = blocks(up) * LANES;
+                    let slots: Vec<usize> = (0..conv.in_channels)
+                        .map(|c| if c < up { c } else { up_slots + c - up })
+                        .collect();
+                    (slots, blocks(up) + blocks(widths[level]))
+                } else {
+                    (contiguous(conv.in_channels), blocks(conv.in_channels))
+                }
+            })
+            .collect();
+        // Packing is independent per convolution and, for a large network, as long as a
+        // layer's run (training packs every step): one thread each.
+        let packed: Vec<PackedConv> = std::thread::scope(|scope| {
+            let handles: Vec<_> = convs
+                .iter()
+                .zip(&all_slots)
+                .enumerate()
+                .map(|(index, (conv, (slots, in_blocks)))| {
+                    scope.spawn(move || {
+                        PackedConv::with_method(
+                            method,
+                            isa,
+                            &conv.weight,
+                            &conv.bias,
+                            conv.out_channels,
+                            slots,
+                            *in_blocks,
+                            conv.kernel,
+                            index != 2 * depth + 1,
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("packing thread"))
+                .collect()
+        });
         Ok(Self {
             isa,
             in_channels,
@@ -103,6 +130,9 @@ impl UNet {
             bottleneck_width,
             pools: pools.to_vec(),
             convs: packed,
+            weights: convs.to_vec(),
+            slots: all_slots,
+            method,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     }
@@ -122,6 +152,16 @@ impl UNet {
         self.in_channels
     }
 
+    /// Pool sides below each encoder level.
+    pub(crate) fn pools(&self) -> &[[usize; 3]] {
+        &self.pools
+    }
+
+    /// Output channels of each encoder level.
+    pub(crate) fn widths(&self) -> &[usize] {
+        &self.widths
+    }
+
     /// Runs the network on `samples` inputs `[samples][in_channels][depth][height][width]`
     /// of interior `size`; writes `[samples][depth][height][width]` to `output`.
     pub fn forward(
@@ -131,6 +171,32 @@ impl UNet {
         samples: usize,
         size: [usize; 3],
         output: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.run_forward(workspace, input, samples, size, output, false)
+    }
+
+    /// As [`UNet::forward`], in a workspace laid out for [`UNet::backward`] to follow: halos
+    /// wide enough for the flipped kernels too. Every activation the backward pass reads
+    /// stays in the workspace until the next forward pass.
+    pub fn forward_for_training(
+        &self,
+        workspace: &mut Workspace,
+        input: &[f32],
+        samples: usize,
+        size: [usize; 3],
+        output: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.run_forward(workspace, input, samples, size, output, true)
+    }
+
+    fn run_forward(
+        &self,
+        workspace: &mut Workspace,
+        input: &[f32],
+        samples: usize,
+        size: [usize; 3],
+        output: &mut [f32],
+        training: bool,
     ) -> Result<(), KernelError> {
         let voxels: usize = size.iter().product();
         if input.len() != samples * self.in_channels * voxels || output.len() != samples * voxels {
@@ -142,9 +208,11 @@ impl UNet {
             )));
         }
         if samples == 0 {
+            workspace.samples = 0;
             return Ok(());
         }
-        self.prepare(workspace, samples, size)?;
+        self.prepare(workspace, samples, size, training)?;
+        workspace.samples = samples;
         let depth = self.pools.len();
         let threads = self.threads;
         let ws = workspace;
@@ -214,8 +282,17 @@ impl UNet {
         Ok(())
     }
 
+    /// What a workspace's layout depends on: channels, kernels and pools.
+    fn signature(&self) -> Vec<usize> {
+        let mut signature = vec![self.in_channels, self.bottleneck_width];
+        signature.extend(&self.widths);
+        signature.extend(self.convs.iter().flat_map(|c| c.kernel));
+        signature.extend(self.pools.iter().flatten());
+        signature
+    }
+
     /// Channels upsampled into level `level`'s decoder input.
-    fn up_channels(&self, level: usize) -> usize {
+    pub(crate) fn up_channels(&self, level: usize) -> usize {
         if level + 1 == self.pools.len() {
             self.bottleneck_width
         } else {
@@ -229,11 +306,14 @@ impl UNet {
         workspace: &mut Workspace,
         samples: usize,
         size: [usize; 3],
+        training: bool,
     ) -> Result<(), KernelError> {
         if let Some((capacity, held)) = workspace.shape
             && held == size
             && capacity >= samples
             && workspace.isa == Some(self.isa)
+            && workspace.training == training
+            && workspace.network == self.signature()
         {
             return Ok(());
         }
@@ -252,7 +332,16 @@ impl UNet {
                 if level == 0 {
                     kernels.push(kernel(2 * depth + 1));
                 }
-                let (before, after) = halo_for(&kernels);
+                let (mut before, mut after) = halo_for(&kernels);
+                if training {
+                    // The backward pass runs each kernel flipped, which reaches as far
+                    // after a position as the kernel reaches before it (even kernels).
+                    for axis in 0..3 {
+                        let reach = before[axis].max(after[axis]);
+                        before[axis] = reach;
+                        after[axis] = reach;
+                    }
+                }
                 Geometry {
                     size: sizes[level],
                     before,
@@ -269,7 +358,10 @@ impl UNet {
                 * geometries[level].block_len()
         };
         *workspace = Workspace {
+            network: self.signature(),
             shape: Some((samples, size)),
+            samples,
+            training,
             isa: Some(self.isa),
             input: buffer(0, self.in_channels),
             concat: (0..depth).map(|l| vec![0f32; concat_len(l)]).collect(),
@@ -278,6 +370,7 @@ impl UNet {
             decoded: (0..depth).map(|l| buffer(l, self.widths[l])).collect(),
             last: buffer(0, 1),
             geometries,
+            grads: Default::default(),
         };
         Ok(())
     }
@@ -387,19 +480,28 @@ pub(crate) fn level_sizes(
 #[derive(Debug, Default)]
 pub struct Workspace {
     /// Samples held and interior size of the input.
-    shape: Option<(usize, [usize; 3])>,
-    isa: Option<Isa>,
-    geometries: Vec<Geometry>,
-    input: Vec<f32>,
+    pub(crate) shape: Option<(usize, [usize; 3])>,
+    /// The network the buffers were laid out for (see `UNet::signature`): a workspace is
+    /// only reused by networks of the same channels, kernels and pools.
+    pub(crate) network: Vec<usize>,
+    /// Samples of the last forward pass.
+    pub(crate) samples: usize,
+    /// Whether the halos suit a backward pass (see [`UNet::forward_for_training`]).
+    pub(crate) training: bool,
+    pub(crate) isa: Option<Isa>,
+    pub(crate) geometries: Vec<Geometry>,
+    pub(crate) input: Vec<f32>,
     /// Per level: `[upsampled blocks | encoder output blocks]`.
-    concat: Vec<Vec<f32>>,
+    pub(crate) concat: Vec<Vec<f32>>,
     /// Per level below the first: the pooled encoder output.
-    pooled: Vec<Vec<f32>>,
-    bottleneck: Vec<f32>,
+    pub(crate) pooled: Vec<Vec<f32>>,
+    pub(crate) bottleneck: Vec<f32>,
     /// Per level: the decoder conv's output.
-    decoded: Vec<Vec<f32>>,
+    pub(crate) decoded: Vec<Vec<f32>>,
     /// The final conv's output (one block).
-    last: Vec<f32>,
+    pub(crate) last: Vec<f32>,
+    /// The backward pass's gradients, laid out as the activations.
+    pub(crate) grads: GradBuffers,
 }
 
 impl Workspace {
@@ -413,6 +515,7 @@ impl Workspace {
         let floats = self.input.len()
             + self.bottleneck.len()
             + self.last.len()
+            + self.grads.floats()
             + [&self.concat, &self.pooled, &self.decoded]
                 .iter()
                 .flat_map(|buffers| buffers.iter())

@@ -378,7 +378,7 @@ impl<B: Backend> UNet<B> {
 }
 
 /// Pads bottom/right by reflection where the side is long enough, by edge replication otherwise.
-fn pad_reflect_or_edge<B: Backend>(
+pub(crate) fn pad_reflect_or_edge<B: Backend>(
     input: Tensor<B, 4>,
     pad_h: usize,
     pad_w: usize,

@@ -25,10 +25,12 @@ use serde::{Deserialize, Serialize};
 pub mod config;
 mod frames;
 mod identity;
+mod kernel_op;
 mod volumes;
 
 pub use config::{TrainConfigFile, parse_train_config, read_train_config};
 pub use identity::{InputFingerprint, RunIdentity, fingerprint_input};
+pub use kernel_op::{UNetTrainOps, kernels_forward, train_engine};
 
 use deepinterp_io::nifti::VolumeReader;
 
@@ -352,7 +354,7 @@ fn pick_stretch(
 /// the inputs' paths as the readers name them, the network's convolution shapes and the
 /// window. Callers that know the architecture's name use [`train_run`] with a
 /// [`RunIdentity`], whose messages then name it.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: UNetTrainOps>(
     network: Network<B>,
     data: TrainingData,
     settings: &TrainSettings,
@@ -370,7 +372,7 @@ pub fn train<B: AutodiffBackend>(
 /// [`train`] with the run's identity given by the caller (see [`RunIdentity::new`]): a
 /// checkpoint made for another architecture, window or inputs is refused, with what
 /// differs, before any of its records is loaded.
-pub fn train_run<B: AutodiffBackend>(
+pub fn train_run<B: UNetTrainOps>(
     network: Network<B>,
     data: TrainingData,
     settings: &TrainSettings,
@@ -475,7 +477,7 @@ fn settings_fingerprint(settings: &TrainSettings) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
+fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
     mut network: Network<B>,
     mut optimizer: O,
     mut sampler: Box<dyn Sampler>,
@@ -559,7 +561,7 @@ fn train_with<B: AutodiffBackend, O: Optimizer<Network<B>, B>>(
                 first_step || within_epoch.is_multiple_of(settings.cache_refresh_steps.max(1));
             first_step = false;
             let batch = sampler.next_batch(settings.batch_size, refresh, &mut rng)?;
-            let loss = batch_loss(&network, &batch, settings.loss, device);
+            let loss = train_batch_loss(&network, &batch, settings.loss, device);
             let loss_scalar: f64 = loss.clone().into_scalar().elem_f64();
             if !loss_scalar.is_finite() && progress.step == 0 {
                 return Err(EngineError::Settings(format!(
@@ -633,6 +635,30 @@ fn batch_loss<B: Backend>(
     loss: Loss,
     device: &B::Device,
 ) -> Tensor<B, 1> {
+    loss_of(batch, loss, device, |input| {
+        network.forward_flat(input, &batch.input_shape)
+    })
+}
+
+/// [`batch_loss`] for a training step: the forward pass the backend trains with (on the
+/// CPU, our kernels as one autodiff operation; see [`UNetTrainOps`]).
+pub(crate) fn train_batch_loss<B: UNetTrainOps>(
+    network: &Network<B>,
+    batch: &Batch,
+    loss: Loss,
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    loss_of(batch, loss, device, |input| {
+        B::train_forward(network, input, &batch.input_shape)
+    })
+}
+
+fn loss_of<B: Backend>(
+    batch: &Batch,
+    loss: Loss,
+    device: &B::Device,
+    forward: impl FnOnce(Tensor<B, 1>) -> Tensor<B, 1>,
+) -> Tensor<B, 1> {
     let input = Tensor::<B, 1>::from_data(
         TensorData::new(batch.input.clone(), [batch.input.len()]),
         device,
@@ -641,7 +667,7 @@ fn batch_loss<B: Backend>(
         TensorData::new(batch.target.clone(), [batch.target.len()]),
         device,
     );
-    let prediction = network.forward_flat(input, &batch.input_shape);
+    let prediction = forward(input);
     let difference = prediction - target;
     match loss {
         Loss::L1 => difference.abs().mean(),
