@@ -36,6 +36,12 @@ pub trait UNetTrainOps: AutodiffBackend {
     ) -> Tensor<Self, 1> {
         network.forward_flat(input, shape)
     }
+
+    /// What computes validation losses (forward passes on the inner backend, no gradients):
+    /// burn unless the backend runs the kernels.
+    fn validation_engine() -> Engine {
+        Engine::Burn
+    }
 }
 
 /// The engine training uses on the CPU: the kernels unless `DEEPINTERP_ENGINE=burn`.
@@ -56,6 +62,10 @@ impl UNetTrainOps for Autodiff<Flex> {
             Engine::Burn => network.forward_flat(input, shape),
             Engine::Kernels => kernels_forward(network, input, shape),
         }
+    }
+
+    fn validation_engine() -> Engine {
+        train_engine()
     }
 }
 

@@ -34,6 +34,7 @@ pub use kernel_op::{UNetTrainOps, kernels_forward, train_engine};
 
 use deepinterp_io::nifti::VolumeReader;
 
+use crate::engine::{Engine, Forward};
 use crate::error::EngineError;
 use crate::model::Network;
 use crate::sampling::Window;
@@ -521,9 +522,13 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
 
     let initial = network.valid();
     let initial_validation_loss = match sampler.validation() {
-        Some(batches) if progress.step == 0 => {
-            Some(validation_loss(&initial, batches, settings.loss, device))
-        }
+        Some(batches) if progress.step == 0 => Some(validation_loss(
+            &initial,
+            batches,
+            settings.loss,
+            B::validation_engine(),
+            device,
+        )?),
         _ => None,
     };
     // A fine-tuned model must beat its starting point to replace it.
@@ -593,7 +598,16 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
         let inner = network.valid();
         let validation_loss = sampler
             .validation()
-            .map(|batches| validation_loss(&inner, batches, settings.loss, device));
+            .map(|batches| {
+                validation_loss(
+                    &inner,
+                    batches,
+                    settings.loss,
+                    B::validation_engine(),
+                    device,
+                )
+            })
+            .transpose()?;
         let improved = match (validation_loss, progress.best_validation_loss) {
             (Some(current), Some(best)) => current < best,
             (Some(_), None) => true,
@@ -675,22 +689,54 @@ fn loss_of<B: Backend>(
     }
 }
 
+/// The mean loss over every validation sample, by `engine`.
 fn validation_loss<B: Backend>(
     network: &Network<B>,
     batches: &[Batch],
     loss: Loss,
+    engine: Engine,
     device: &B::Device,
-) -> f64 {
+) -> Result<f64, EngineError> {
     let mut total = 0.0;
     let mut samples = 0;
+    let mut forward = match engine {
+        Engine::Kernels => Some(Forward::new(network, engine, device)?),
+        Engine::Burn => None,
+    };
     for batch in batches {
-        let value: f64 = batch_loss(network, batch, loss, device)
-            .into_scalar()
-            .elem_f64();
+        let value: f64 = match &mut forward {
+            None => batch_loss(network, batch, loss, device)
+                .into_scalar()
+                .elem_f64(),
+            Some(forward) => {
+                let prediction = match batch.input_shape[..] {
+                    [n, c, h, w] => forward.planar(&batch.input, [n, c, h, w])?,
+                    [n, c, x, y, z] => forward.volumetric(&batch.input, [n, c, x, y, z])?,
+                    _ => {
+                        return Err(EngineError::InvalidModel(format!(
+                            "a batch of {} axes",
+                            batch.input_shape.len()
+                        )));
+                    }
+                };
+                let sum: f64 = prediction
+                    .iter()
+                    .zip(&batch.target)
+                    .map(|(&p, &t)| {
+                        let difference = (p - t) as f64;
+                        match loss {
+                            Loss::L1 => difference.abs(),
+                            Loss::L2 => difference * difference,
+                        }
+                    })
+                    .sum();
+                sum / prediction.len().max(1) as f64
+            }
+        };
         total += value * batch.samples() as f64;
         samples += batch.samples();
     }
-    total / samples.max(1) as f64
+    Ok(total / samples.max(1) as f64)
 }
 
 trait ElemF64 {
