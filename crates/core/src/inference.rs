@@ -150,10 +150,16 @@ pub fn plan<B: Backend>(
         .unwrap_or(model.spec.normalization.stats_frames);
     let normalization = Normalization::from_head(reader, stats_frames)?;
     let pixels = info.height.saturating_mul(info.width);
-    // About 2^19 pixels per call keeps activations of the paper network near 1-2 GB.
+    // About 2^19 pixels per call keeps burn's activations of the paper network near 1-2 GB.
+    // The kernels run a 512×512 frame as fast alone as in company (its layers are wide
+    // enough already), so they take half that: one such frame, ~600 MB of activations.
+    let pixels_per_call = match settings.engine {
+        Engine::Burn => 1usize << 19,
+        Engine::Kernels => 1usize << 18,
+    };
     let batch_size = settings
         .batch_size
-        .unwrap_or_else(|| ((1usize << 19) / pixels.max(1)).clamp(1, 64))
+        .unwrap_or_else(|| (pixels_per_call / pixels.max(1)).clamp(1, 64))
         .max(1);
     check_batch_memory(
         model,
