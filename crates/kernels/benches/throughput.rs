@@ -321,6 +321,16 @@ fn main() {
         ] {
             conv_pair(cin, cout, size);
         }
+        // The default network's (unet-d3-w16) layers at 512².
+        for (cin, cout, size) in [
+            (60, 16, 512),
+            (48, 16, 512),
+            (16, 32, 256),
+            (96, 32, 256),
+            (192, 64, 128),
+        ] {
+            conv_pair(cin, cout, size);
+        }
         for size in [64, 512] {
             for channels in [16, 32, 64, 128] {
                 conv_pair(channels, channels, size);
