@@ -1,33 +1,45 @@
-//! A plain, obviously-correct U-Net written with nested loops (f64 sums), and random
-//! networks: the reference both engines' tests compare against.
+//! A plain, obviously-correct U-Net written with nested loops in f64, and random networks:
+//! the reference every engine's tests (forward and backward) compare against.
+
+#![allow(dead_code)] // each test binary uses a part
 
 use deepinterp_kernels::ConvWeights;
 use rand::{Rng, rngs::StdRng};
 
-/// `[channels][d][h][w]` of one sample.
+/// `[channels][d][h][w]` of one sample, in f64.
 pub struct Map {
     pub channels: usize,
     pub size: [usize; 3],
-    pub values: Vec<f32>,
+    pub values: Vec<f64>,
 }
 
 impl Map {
-    fn at(&self, c: usize, z: usize, y: usize, x: usize) -> f32 {
-        let [_, h, w] = self.size;
-        self.values[((c * self.size[0] + z) * h + y) * w + x]
+    fn at(&self, c: usize, z: usize, y: usize, x: usize) -> f64 {
+        let [d, h, w] = self.size;
+        self.values[((c * d + z) * h + y) * w + x]
     }
 }
 
-fn conv(input: &Map, weights: &ConvWeights, relu: bool) -> Map {
+/// A convolution's weights in f64 (central differences perturb them).
+#[derive(Clone)]
+pub struct Conv64 {
+    pub out_channels: usize,
+    pub in_channels: usize,
+    pub kernel: [usize; 3],
+    pub weight: Vec<f64>,
+    pub bias: Vec<f64>,
+}
+
+fn conv(input: &Map, weights: &Conv64, relu: bool) -> Map {
     let [d, h, w] = input.size;
     let k = weights.kernel;
     let before = k.map(|side| (side - 1) / 2);
-    let mut values = vec![0f32; weights.out_channels * d * h * w];
+    let mut values = vec![0f64; weights.out_channels * d * h * w];
     for o in 0..weights.out_channels {
         for z in 0..d {
             for y in 0..h {
                 for x in 0..w {
-                    let mut sum = weights.bias[o] as f64;
+                    let mut sum = weights.bias[o];
                     for i in 0..weights.in_channels {
                         for kz in 0..k[0] {
                             for ky in 0..k[1] {
@@ -53,15 +65,13 @@ fn conv(input: &Map, weights: &ConvWeights, relu: bool) -> Map {
                                         + ky)
                                         * k[2]
                                         + kx];
-                                    sum += weight as f64
-                                        * input.at(i, sz as usize, sy as usize, sx as usize) as f64;
+                                    sum +=
+                                        weight * input.at(i, sz as usize, sy as usize, sx as usize);
                                 }
                             }
                         }
                     }
-                    let value = sum as f32;
-                    values[((o * d + z) * h + y) * w + x] =
-                        if relu { value.max(0.0) } else { value };
+                    values[((o * d + z) * h + y) * w + x] = if relu { sum.max(0.0) } else { sum };
                 }
             }
         }
@@ -80,7 +90,7 @@ fn pool(input: &Map, p: [usize; 3]) -> Map {
         for z in 0..size[0] {
             for y in 0..size[1] {
                 for x in 0..size[2] {
-                    let mut best = f32::NEG_INFINITY;
+                    let mut best = f64::NEG_INFINITY;
                     for dz in 0..p[0] {
                         for dy in 0..p[1] {
                             for dx in 0..p[2] {
@@ -105,7 +115,6 @@ fn pool(input: &Map, p: [usize; 3]) -> Map {
     }
 }
 
-/// Nearest upsampling to `size` (zeros past the upsampled extent), then `[up, skip]`.
 fn up_and_concat(low: &Map, skip: &Map, f: [usize; 3]) -> Map {
     let size = skip.size;
     let mut values = Vec::new();
@@ -133,7 +142,7 @@ fn up_and_concat(low: &Map, skip: &Map, f: [usize; 3]) -> Map {
     }
 }
 
-pub fn reference(convs: &[ConvWeights], pools: &[[usize; 3]], input: Map) -> Vec<f32> {
+pub fn reference(convs: &[Conv64], pools: &[[usize; 3]], input: Map) -> Vec<f64> {
     let depth = pools.len();
     let mut skips = Vec::new();
     let mut x = input;
@@ -152,6 +161,61 @@ pub fn reference(convs: &[ConvWeights], pools: &[[usize; 3]], input: Map) -> Vec
         );
     }
     conv(&x, &convs[2 * depth + 1], false).values
+}
+
+/// The reference's form of `convs`.
+pub fn to64(convs: &[ConvWeights]) -> Vec<Conv64> {
+    convs
+        .iter()
+        .map(|c| Conv64 {
+            out_channels: c.out_channels,
+            in_channels: c.in_channels,
+            kernel: c.kernel,
+            weight: c.weight.iter().map(|&v| v as f64).collect(),
+            bias: c.bias.iter().map(|&v| v as f64).collect(),
+        })
+        .collect()
+}
+
+/// Random weights with every bias in [-0.1, 0.2) and a He-uniform gain: most ReLUs active,
+/// for gradients worth checking.
+pub fn loss_network(
+    rng: &mut StdRng,
+    in_channels: usize,
+    widths: &[usize],
+    bottleneck: usize,
+    kernels: &[[usize; 3]],
+) -> Vec<ConvWeights> {
+    let mut shapes = Vec::new();
+    let mut channels = in_channels;
+    for &w in widths {
+        shapes.push((channels, w));
+        channels = w;
+    }
+    shapes.push((channels, bottleneck));
+    channels = bottleneck;
+    for &w in widths.iter().rev() {
+        shapes.push((channels + w, w));
+        channels = w;
+    }
+    shapes.push((channels, 1));
+    shapes
+        .iter()
+        .zip(kernels)
+        .map(|(&(cin, cout), &kernel)| {
+            let taps: usize = kernel.iter().product();
+            let bound = (6.0 / (cin * taps) as f32).sqrt();
+            ConvWeights {
+                out_channels: cout,
+                in_channels: cin,
+                kernel,
+                weight: (0..cout * cin * taps)
+                    .map(|_| rng.random_range(-bound..bound))
+                    .collect(),
+                bias: (0..cout).map(|_| rng.random_range(-0.1..0.2)).collect(),
+            }
+        })
+        .collect()
 }
 
 /// Random weights for a U-Net of these widths and kernels.
@@ -210,16 +274,18 @@ pub fn inputs_and_expected(
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
     let mut expected = Vec::new();
+    let convs = to64(convs);
     for sample in input.chunks(in_channels * voxels) {
-        expected.extend(reference(
-            convs,
+        let output = reference(
+            &convs,
             pools,
             Map {
                 channels: in_channels,
                 size,
-                values: sample.to_vec(),
+                values: sample.iter().map(|&v| v as f64).collect(),
             },
-        ));
+        );
+        expected.extend(output.into_iter().map(|v| v as f32));
     }
     (input, expected)
 }
