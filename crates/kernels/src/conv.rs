@@ -49,11 +49,77 @@ pub struct PackedConv {
     winograd: Option<Box<Winograd>>,
 }
 
+/// Output blocks the micro-kernel computes together, with their weights packed for it.
 #[derive(Clone, Debug)]
-struct Group {
-    first_block: usize,
-    width: usize,
-    weights: Vec<f32>,
+pub(crate) struct Group {
+    pub(crate) first_block: usize,
+    pub(crate) width: usize,
+    pub(crate) weights: Vec<f32>,
+}
+
+/// Where the kernel taps (or Winograd's products) go in a group's packed weights.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TapOrder {
+    /// `[input block][tap][input lane][output block][output lane]` (direct convolution).
+    InsideBlocks,
+    /// `[tap][input block][input lane][output block][output lane]` (Winograd's 36 GEMMs).
+    OutsideBlocks,
+}
+
+/// Packs `values` (`[out][in][tap]`, `taps` per channel pair) into groups of output blocks
+/// as wide as `isa`'s tiles; input channel `i` goes to slot `in_slots[i]` of `in_blocks`
+/// blocks, every other slot and output lane past `out_channels` is zero.
+pub(crate) fn pack_groups(
+    isa: Isa,
+    values: &[f32],
+    taps: usize,
+    out_channels: usize,
+    in_slots: &[usize],
+    in_blocks: usize,
+    order: TapOrder,
+) -> Vec<Group> {
+    let in_channels = in_slots.len();
+    let out_blocks = out_channels.div_ceil(LANES);
+    let mut slot_channel = vec![None; in_blocks * LANES];
+    for (channel, &slot) in in_slots.iter().enumerate() {
+        slot_channel[slot] = Some(channel);
+    }
+    let mut groups = Vec::new();
+    let mut first_block = 0;
+    while first_block < out_blocks {
+        let (width, _) = tile_shape(isa, out_blocks - first_block);
+        let mut weights = vec![0f32; in_blocks * taps * LANES * width * LANES];
+        for block in 0..in_blocks {
+            for tap in 0..taps {
+                let row = match order {
+                    TapOrder::InsideBlocks => block * taps + tap,
+                    TapOrder::OutsideBlocks => tap * in_blocks + block,
+                };
+                for lane_in in 0..LANES {
+                    let Some(input) = slot_channel[block * LANES + lane_in] else {
+                        continue;
+                    };
+                    for j in 0..width {
+                        for lane_out in 0..LANES {
+                            let output = (first_block + j) * LANES + lane_out;
+                            if output >= out_channels {
+                                continue;
+                            }
+                            let at = ((row * LANES + lane_in) * width + j) * LANES + lane_out;
+                            weights[at] = values[(output * in_channels + input) * taps + tap];
+                        }
+                    }
+                }
+            }
+        }
+        groups.push(Group {
+            first_block,
+            width,
+            weights,
+        });
+        first_block += width;
+    }
+    groups
 }
 
 /// Output blocks a tile computes at once, and positions per tile.
@@ -130,43 +196,15 @@ impl PackedConv {
         }
         let taps: usize = kernel.iter().product();
         let out_blocks = out_channels.div_ceil(LANES);
-        let mut slot_channel = vec![None; in_blocks * LANES];
-        for (channel, &slot) in in_slots.iter().enumerate() {
-            slot_channel[slot] = Some(channel);
-        }
-        let mut groups = Vec::new();
-        let mut first_block = 0;
-        while first_block < out_blocks {
-            let (width, _) = tile_shape(isa, out_blocks - first_block);
-            let mut weights = vec![0f32; in_blocks * taps * LANES * width * LANES];
-            for block in 0..in_blocks {
-                for tap in 0..taps {
-                    for lane_in in 0..LANES {
-                        let Some(input) = slot_channel[block * LANES + lane_in] else {
-                            continue;
-                        };
-                        for j in 0..width {
-                            for lane_out in 0..LANES {
-                                let output = (first_block + j) * LANES + lane_out;
-                                if output >= out_channels {
-                                    continue;
-                                }
-                                let at = (((block * taps + tap) * LANES + lane_in) * width + j)
-                                    * LANES
-                                    + lane_out;
-                                weights[at] = weight[(output * in_channels + input) * taps + tap];
-                            }
-                        }
-                    }
-                }
-            }
-            groups.push(Group {
-                first_block,
-                width,
-                weights,
-            });
-            first_block += width;
-        }
+        let groups = pack_groups(
+            isa,
+            weight,
+            taps,
+            out_channels,
+            in_slots,
+            in_blocks,
+            TapOrder::InsideBlocks,
+        );
         let mut padded_bias = vec![0f32; out_blocks * LANES];
         padded_bias[..out_channels].copy_from_slice(&bias[..out_channels]);
         Self {

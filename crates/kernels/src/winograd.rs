@@ -21,7 +21,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use crate::LANES;
-use crate::conv::{TileArgs, run_tile, tile_shape};
+use crate::conv::{Group, TapOrder, TileArgs, pack_groups, run_tile, tile_shape};
 use crate::dispatch::Isa;
 use crate::layout::Geometry;
 
@@ -116,15 +116,6 @@ pub struct Winograd {
     zeros: Vec<f32>,
 }
 
-/// Output blocks the micro-kernel computes together, with their weights `[product][input
-/// block][input lane][output block of the group][output lane]`.
-#[derive(Clone, Debug)]
-struct Group {
-    first_block: usize,
-    width: usize,
-    weights: Vec<f32>,
-}
-
 impl Winograd {
     /// Transforms and packs `weight` (`[out][in][1][3][3]`) and `bias`; input channel `i` is
     /// read from channel slot `in_slots[i]` of the input blocks.
@@ -158,43 +149,15 @@ impl Winograd {
                 }
             }
         }
-        let mut slot_channel = vec![None; in_blocks * LANES];
-        for (channel, &slot) in in_slots.iter().enumerate() {
-            slot_channel[slot] = Some(channel);
-        }
-        let mut groups = Vec::new();
-        let mut first_block = 0;
-        while first_block < out_blocks {
-            let (width, _) = tile_shape(isa, out_blocks - first_block);
-            let mut weights = vec![0f32; XI * in_blocks * LANES * width * LANES];
-            for xi in 0..XI {
-                for block in 0..in_blocks {
-                    for lane_in in 0..LANES {
-                        let Some(input) = slot_channel[block * LANES + lane_in] else {
-                            continue;
-                        };
-                        for j in 0..width {
-                            for lane_out in 0..LANES {
-                                let output = (first_block + j) * LANES + lane_out;
-                                if output >= out_channels {
-                                    continue;
-                                }
-                                let at = (((xi * in_blocks + block) * LANES + lane_in) * width + j)
-                                    * LANES
-                                    + lane_out;
-                                weights[at] = transformed[(output * in_channels + input) * XI + xi];
-                            }
-                        }
-                    }
-                }
-            }
-            groups.push(Group {
-                first_block,
-                width,
-                weights,
-            });
-            first_block += width;
-        }
+        let groups = pack_groups(
+            isa,
+            &transformed,
+            XI,
+            out_channels,
+            in_slots,
+            in_blocks,
+            TapOrder::OutsideBlocks,
+        );
         let mut padded_bias = vec![0f32; out_blocks * LANES];
         padded_bias[..out_channels].copy_from_slice(&bias[..out_channels]);
         Self {
