@@ -41,8 +41,8 @@ pub struct Forward<'a, B: Backend> {
 /// The kernels' form of a network: channels in the vector lanes for frames and probe grids
 /// (large samples), samples in the lanes for fMRI's small voxel blocks in large batches.
 enum Kernels {
-    ChannelLanes(KernelUNet, Workspace),
-    SampleLanes(LaneUNet, LaneWorkspace),
+    ChannelLanes(Box<(KernelUNet, Workspace)>),
+    SampleLanes(Box<(LaneUNet, LaneWorkspace)>),
 }
 
 impl<'a, B: Backend> Forward<'a, B> {
@@ -58,12 +58,12 @@ impl<'a, B: Backend> Forward<'a, B> {
                 Network::Planar(net) => {
                     let (convs, pools) = planar_weights(net)?;
                     let unet = KernelUNet::new(&convs, &pools).map_err(kernel_error)?;
-                    Kernels::ChannelLanes(unet, Workspace::new())
+                    Kernels::ChannelLanes(Box::new((unet, Workspace::new())))
                 }
                 Network::Volumetric(net) => {
                     let (convs, pools) = volumetric_weights(net)?;
                     let unet = LaneUNet::new(&convs, &pools).map_err(kernel_error)?;
-                    Kernels::SampleLanes(unet, LaneWorkspace::new())
+                    Kernels::SampleLanes(Box::new((unet, LaneWorkspace::new())))
                 }
             }),
         };
@@ -92,7 +92,7 @@ impl<'a, B: Backend> Forward<'a, B> {
                 "a volumetric model cannot denoise frames".into(),
             ));
         };
-        let Some(Kernels::ChannelLanes(unet, workspace)) = &mut self.kernels else {
+        let Some(Kernels::ChannelLanes(kernels)) = &mut self.kernels else {
             let output = net.forward_any_size(Tensor::<B, 4>::from_data(
                 TensorData::new(input.to_vec(), shape),
                 &self.device,
@@ -113,6 +113,7 @@ impl<'a, B: Backend> Forward<'a, B> {
             &padded_input
         };
         let mut output = vec![0f32; batch * padded[0] * padded[1]];
+        let (unet, workspace) = &mut **kernels;
         unet.forward(
             workspace,
             input,
@@ -147,7 +148,7 @@ impl<'a, B: Backend> Forward<'a, B> {
                 "a planar model cannot denoise voxel blocks".into(),
             ));
         };
-        let Some(Kernels::SampleLanes(unet, workspace)) = &mut self.kernels else {
+        let Some(Kernels::SampleLanes(kernels)) = &mut self.kernels else {
             let output = net.forward(Tensor::<B, 5>::from_data(
                 TensorData::new(input.to_vec(), shape),
                 &self.device,
@@ -156,6 +157,7 @@ impl<'a, B: Backend> Forward<'a, B> {
         };
         let [batch, _, x, y, z] = shape;
         let mut output = vec![0f32; batch * x * y * z];
+        let (unet, workspace) = &mut **kernels;
         unet.forward(workspace, input, batch, [x, y, z], &mut output)
             .map_err(kernel_error)?;
         Ok(output)

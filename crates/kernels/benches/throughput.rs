@@ -169,9 +169,9 @@ fn flops(shapes: &[(usize, usize, [usize; 3])], pools: &[[usize; 3]], size: [usi
 /// One of the two engines with its workspace.
 enum Engine {
     /// Channels in the lanes ([`UNet`]).
-    Blocks(UNet, Workspace),
+    Blocks(Box<(UNet, Workspace)>),
     /// Samples in the lanes ([`LaneUNet`]).
-    Lanes(LaneUNet, LaneWorkspace),
+    Lanes(Box<(LaneUNet, LaneWorkspace)>),
 }
 
 impl Engine {
@@ -179,26 +179,32 @@ impl Engine {
         if lanes {
             let mut net = LaneUNet::new(convs, pools).expect("valid network");
             net.set_threads(threads);
-            Engine::Lanes(net, LaneWorkspace::new())
+            Engine::Lanes(Box::new((net, LaneWorkspace::new())))
         } else {
             let mut net = UNet::new(convs, pools).expect("valid network");
             net.set_threads(threads);
-            Engine::Blocks(net, Workspace::new())
+            Engine::Blocks(Box::new((net, Workspace::new())))
         }
     }
 
     fn forward(&mut self, input: &[f32], samples: usize, size: [usize; 3], output: &mut [f32]) {
         match self {
-            Engine::Blocks(net, ws) => net.forward(ws, input, samples, size, output),
-            Engine::Lanes(net, ws) => net.forward(ws, input, samples, size, output),
+            Engine::Blocks(blocks) => {
+                let (net, ws) = &mut **blocks;
+                net.forward(ws, input, samples, size, output)
+            }
+            Engine::Lanes(lanes) => {
+                let (net, ws) = &mut **lanes;
+                net.forward(ws, input, samples, size, output)
+            }
         }
         .unwrap();
     }
 
     fn bytes(&self) -> usize {
         match self {
-            Engine::Blocks(_, ws) => ws.bytes(),
-            Engine::Lanes(_, ws) => ws.bytes(),
+            Engine::Blocks(blocks) => blocks.1.bytes(),
+            Engine::Lanes(lanes) => lanes.1.bytes(),
         }
     }
 }
