@@ -57,6 +57,13 @@ pub(crate) struct Group {
     pub(crate) weights: Vec<f32>,
 }
 
+/// `bias` with zeros up to whole output blocks (the lanes past `out_channels`).
+pub(crate) fn padded_bias(bias: &[f32], out_channels: usize) -> Vec<f32> {
+    let mut padded = vec![0f32; out_channels.div_ceil(LANES) * LANES];
+    padded[..out_channels].copy_from_slice(&bias[..out_channels]);
+    padded
+}
+
 /// Where the kernel taps (or Winograd's products) go in a group's packed weights.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum TapOrder {
@@ -205,8 +212,6 @@ impl PackedConv {
             in_blocks,
             TapOrder::InsideBlocks,
         );
-        let mut padded_bias = vec![0f32; out_blocks * LANES];
-        padded_bias[..out_channels].copy_from_slice(&bias[..out_channels]);
         Self {
             in_blocks,
             out_blocks,
@@ -215,7 +220,7 @@ impl PackedConv {
             origin: kernel.map(|k| (k - 1) / 2),
             isa,
             groups,
-            bias: padded_bias,
+            bias: padded_bias(bias, out_channels),
             winograd: None,
         }
     }

@@ -21,7 +21,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use crate::LANES;
-use crate::conv::{Group, TapOrder, TileArgs, pack_groups, run_tile, tile_shape};
+use crate::conv::{Group, TapOrder, TileArgs, pack_groups, padded_bias, run_tile, tile_shape};
 use crate::dispatch::Isa;
 use crate::layout::Geometry;
 
@@ -158,15 +158,13 @@ impl Winograd {
             in_blocks,
             TapOrder::OutsideBlocks,
         );
-        let mut padded_bias = vec![0f32; out_blocks * LANES];
-        padded_bias[..out_channels].copy_from_slice(&bias[..out_channels]);
         Self {
             in_blocks,
             out_blocks,
             relu,
             isa,
             groups,
-            bias: padded_bias,
+            bias: padded_bias(bias, out_channels),
             zeros: vec![0f32; out_blocks * LANES],
         }
     }

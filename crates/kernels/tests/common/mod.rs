@@ -186,36 +186,13 @@ pub fn loss_network(
     bottleneck: usize,
     kernels: &[[usize; 3]],
 ) -> Vec<ConvWeights> {
-    let mut shapes = Vec::new();
-    let mut channels = in_channels;
-    for &w in widths {
-        shapes.push((channels, w));
-        channels = w;
-    }
-    shapes.push((channels, bottleneck));
-    channels = bottleneck;
-    for &w in widths.iter().rev() {
-        shapes.push((channels + w, w));
-        channels = w;
-    }
-    shapes.push((channels, 1));
-    shapes
-        .iter()
-        .zip(kernels)
-        .map(|(&(cin, cout), &kernel)| {
-            let taps: usize = kernel.iter().product();
-            let bound = (6.0 / (cin * taps) as f32).sqrt();
-            ConvWeights {
-                out_channels: cout,
-                in_channels: cin,
-                kernel,
-                weight: (0..cout * cin * taps)
-                    .map(|_| rng.random_range(-bound..bound))
-                    .collect(),
-                bias: (0..cout).map(|_| rng.random_range(-0.1..0.2)).collect(),
-            }
-        })
-        .collect()
+    random_unet(
+        rng,
+        (in_channels, widths, bottleneck),
+        kernels,
+        6.0,
+        -0.1..0.2,
+    )
 }
 
 /// Random weights for a U-Net of these widths and kernels.
@@ -225,6 +202,23 @@ pub fn network(
     widths: &[usize],
     bottleneck: usize,
     kernels: &[[usize; 3]],
+) -> Vec<ConvWeights> {
+    random_unet(
+        rng,
+        (in_channels, widths, bottleneck),
+        kernels,
+        3.0,
+        -0.1..0.1,
+    )
+}
+
+/// Weights uniform in ±√(`gain` / fan-in), biases uniform in `bias`.
+fn random_unet(
+    rng: &mut StdRng,
+    (in_channels, widths, bottleneck): (usize, &[usize], usize),
+    kernels: &[[usize; 3]],
+    gain: f32,
+    bias: std::ops::Range<f32>,
 ) -> Vec<ConvWeights> {
     let depth = widths.len();
     let mut shapes = Vec::new();
@@ -246,7 +240,7 @@ pub fn network(
         .zip(kernels)
         .map(|(&(cin, cout), &kernel)| {
             let taps: usize = kernel.iter().product();
-            let bound = (3.0 / (cin * taps) as f32).sqrt();
+            let bound = (gain / (cin * taps) as f32).sqrt();
             ConvWeights {
                 out_channels: cout,
                 in_channels: cin,
@@ -254,7 +248,7 @@ pub fn network(
                 weight: (0..cout * cin * taps)
                     .map(|_| rng.random_range(-bound..bound))
                     .collect(),
-                bias: (0..cout).map(|_| rng.random_range(-0.1..0.1)).collect(),
+                bias: (0..cout).map(|_| rng.random_range(bias.clone())).collect(),
             }
         })
         .collect()
