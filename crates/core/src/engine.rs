@@ -137,6 +137,32 @@ impl<'a, B: Backend> Forward<'a, B> {
             .collect())
     }
 
+    /// As [`Forward::planar`], each sample's channels given as separate `height × width`
+    /// planes (`planes[n * channels + c]`): the kernels pack a sliding window of frames
+    /// straight from where they are held; other paths copy them into one batch first.
+    pub fn planar_planes(
+        &mut self,
+        planes: &[&[f32]],
+        shape: [usize; 4],
+    ) -> Result<Vec<f32>, EngineError> {
+        let [batch, channels, height, width] = shape;
+        let multiple = self.network.planar().map(|net| net.size_multiple());
+        if let (Some(Kernels::ChannelLanes(kernels)), Some(multiple)) =
+            (&mut self.kernels, multiple)
+            && height % multiple[0] == 0
+            && width % multiple[1] == 0
+            && planes.len() == batch * channels
+        {
+            let mut output = vec![0f32; batch * height * width];
+            let (unet, workspace) = &mut **kernels;
+            unet.forward_planes(workspace, planes, batch, [1, height, width], &mut output)
+                .map_err(kernel_error)?;
+            return Ok(output);
+        }
+        let input: Vec<f32> = planes.concat();
+        self.planar(&input, shape)
+    }
+
     /// A volumetric network on `[batch, channels, x, y, z]`; returns `[batch, x, y, z]`.
     pub fn volumetric(
         &mut self,

@@ -16,7 +16,7 @@ use deepinterp_io::limits::check_memory;
 use crate::engine::{Engine, Forward};
 use crate::error::{EngineError, first_non_finite};
 use crate::model::Model;
-use crate::sampling::{Crop, FrameBlock, Normalization, Window};
+use crate::sampling::{FrameBlock, Normalization, Window};
 
 /// What happens to frames whose window does not fit inside the recording.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,7 +256,6 @@ pub fn run<B: Backend>(
         progress(plan.head_zero_frames);
     }
     let mut block = FrameBlock::new(height, width);
-    let mut inputs: Vec<f32> = Vec::new();
     let mut written = plan.head_zero_frames;
     let mut centre = plan.centres.start;
     while centre < plan.centres.end {
@@ -267,13 +266,9 @@ pub fn run<B: Backend>(
         let lowest = sources.iter().flatten().copied().min().unwrap_or(centre);
         let highest = sources.iter().flatten().copied().max().unwrap_or(centre);
         block.load(reader, &plan.normalization, lowest..highest + 1)?;
-        // One buffer for every batch (the last may be shorter): nothing allocated per batch.
-        inputs.resize(batch * channels * plane, 0.0);
-        for (index, sample_sources) in sources.iter().enumerate() {
-            let sample = &mut inputs[index * channels * plane..(index + 1) * channels * plane];
-            block.gather(sample_sources, Crop::full(height, width), sample);
-        }
-        let mut values = forward.planar(&inputs, [batch, channels, height, width])?;
+        // The samples' channels are the held frames themselves: nothing is copied per batch.
+        let planes: Vec<&[f32]> = sources.iter().flatten().map(|&f| block.frame(f)).collect();
+        let mut values = forward.planar_planes(&planes, [batch, channels, height, width])?;
         // A NaN or infinity never reaches the writer: the run fails and the writer, dropped
         // on the error, removes its unfinished file.
         if let Some((index, value)) = first_non_finite(&values) {

@@ -1,7 +1,7 @@
 //! Throughput of the kernels alone (no burn, no I/O): GFLOP/s per network and the fraction
 //! of this CPU's fp32 FMA peak, measured here on one thread.
 //!
-//! Run: `cargo bench -p deepinterp-kernels --bench throughput [-- paper|small|ephys|fmri|fmri-lanes]`.
+//! Run: `cargo bench -p deepinterp-kernels --bench throughput [-- paper|small|ephys|fmri|fmri-lanes|conv|conv:CIN,COUT,SIZE]`.
 
 use std::time::Instant;
 
@@ -271,7 +271,7 @@ fn conv_pair(cin: usize, cout: usize, size: usize) {
     let bias = vec![0.01; cout];
     let slots: Vec<usize> = (0..cin).collect();
     let flops = 2.0 * (size * size * cin * cout * 9) as f64;
-    let reps = ((8e9 / flops) as usize).clamp(2, 4000);
+    let reps = ((2e10 / flops) as usize).clamp(8, 4000);
     let mut line = format!("conv {cin:>4}→{cout:<4} {size:>3}²:");
     for method in [Method::Direct, Method::Winograd] {
         let conv = PackedConv::with_method(
@@ -286,11 +286,12 @@ fn conv_pair(cin: usize, cout: usize, size: usize) {
             true,
         );
         conv.run(&geometry, 1, &input, &mut output, 1);
-        let started = cpu_seconds();
+        // One thread: wall time is its CPU time, at a finer grain than the tick counter.
+        let started = Instant::now();
         for _ in 0..reps {
             conv.run(&geometry, 1, &input, &mut output, 1);
         }
-        let seconds = (cpu_seconds() - started) / reps as f64;
+        let seconds = started.elapsed().as_secs_f64() / reps as f64;
         line += &format!(
             "  {method:?} {:8.3} ms {:6.1} GFLOP/s",
             seconds * 1e3,
@@ -312,6 +313,17 @@ fn main() {
         isa.name()
     );
     let all = which == "all";
+    if let Some(spec) = which.strip_prefix("conv:") {
+        // One layer, for profiling it: `conv:CIN,COUT,SIZE`.
+        let sides: Vec<usize> = spec
+            .split(',')
+            .map(|v| v.parse().expect("conv:CIN,COUT,SIZE"))
+            .collect();
+        let [cin, cout, size] = sides[..] else {
+            panic!("conv:CIN,COUT,SIZE");
+        };
+        conv_pair(cin, cout, size);
+    }
     if which == "conv" {
         // The paper network's layers, then the crossover grid.
         for (cin, cout, size) in [

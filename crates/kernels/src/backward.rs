@@ -156,7 +156,7 @@ impl UNet {
                 .run(geometry, samples, grad, target, threads);
         };
 
-        pack_input(&geo[0], samples, 1, grad_output, &mut g.last);
+        pack_input(self.isa(), &geo[0], samples, 1, grad_output, &mut g.last);
         let last = 2 * depth + 1;
         let features = if depth == 0 {
             &ws.bottleneck

@@ -11,7 +11,7 @@ use crate::backward::GradBuffers;
 use crate::conv::{Method, PackedConv};
 use crate::dispatch::Isa;
 use crate::layout::{Geometry, blocks, halo_for};
-use crate::resample::{max_pool, pack_input, read_output, upsample};
+use crate::resample::{max_pool, pack_planes, read_output, upsample};
 use crate::{KernelError, LANES};
 
 /// One convolution's weights as burn stores them.
@@ -172,7 +172,22 @@ impl UNet {
         size: [usize; 3],
         output: &mut [f32],
     ) -> Result<(), KernelError> {
-        self.run_forward(workspace, input, samples, size, output, false)
+        let planes = self.planes(input, samples, size)?;
+        self.run_forward(workspace, &planes, samples, size, output, false)
+    }
+
+    /// As [`UNet::forward`], each sample's input channels given as separate planes
+    /// (`planes[n * in_channels + c]`, `[depth][height][width]` each): a sliding window of
+    /// frames goes in without being copied into one batch first.
+    pub fn forward_planes(
+        &self,
+        workspace: &mut Workspace,
+        planes: &[&[f32]],
+        samples: usize,
+        size: [usize; 3],
+        output: &mut [f32],
+    ) -> Result<(), KernelError> {
+        self.run_forward(workspace, planes, samples, size, output, false)
     }
 
     /// As [`UNet::forward`], in a workspace laid out for [`UNet::backward`] to follow: halos
@@ -186,23 +201,45 @@ impl UNet {
         size: [usize; 3],
         output: &mut [f32],
     ) -> Result<(), KernelError> {
-        self.run_forward(workspace, input, samples, size, output, true)
+        let planes = self.planes(input, samples, size)?;
+        self.run_forward(workspace, &planes, samples, size, output, true)
+    }
+
+    /// `input` (`[samples][in_channels][voxels]`) cut into planes, or why it does not fit.
+    fn planes<'a>(
+        &self,
+        input: &'a [f32],
+        samples: usize,
+        size: [usize; 3],
+    ) -> Result<Vec<&'a [f32]>, KernelError> {
+        let voxels: usize = size.iter().product();
+        if input.len() != samples * self.in_channels * voxels {
+            return Err(KernelError::Shape(format!(
+                "{} input values for {samples} samples of {size:?} with {} channels",
+                input.len(),
+                self.in_channels
+            )));
+        }
+        Ok(input.chunks_exact(voxels.max(1)).collect())
     }
 
     fn run_forward(
         &self,
         workspace: &mut Workspace,
-        input: &[f32],
+        planes: &[&[f32]],
         samples: usize,
         size: [usize; 3],
         output: &mut [f32],
         training: bool,
     ) -> Result<(), KernelError> {
         let voxels: usize = size.iter().product();
-        if input.len() != samples * self.in_channels * voxels || output.len() != samples * voxels {
+        if planes.len() != samples * self.in_channels
+            || planes.iter().any(|plane| plane.len() != voxels)
+            || output.len() != samples * voxels
+        {
             return Err(KernelError::Shape(format!(
-                "{} input and {} output values for {samples} samples of {size:?} with {} channels",
-                input.len(),
+                "{} input planes and {} output values for {samples} samples of {size:?} with {} channels",
+                planes.len(),
                 output.len(),
                 self.in_channels
             )));
@@ -217,7 +254,14 @@ impl UNet {
         let threads = self.threads;
         let ws = workspace;
         let geo = &ws.geometries;
-        pack_input(&geo[0], samples, self.in_channels, input, &mut ws.input);
+        pack_planes(
+            self.isa,
+            &geo[0],
+            samples,
+            self.in_channels,
+            planes,
+            &mut ws.input,
+        );
         for level in 0..depth {
             let skip_start = blocks(self.up_channels(level)) * geo[level].block_len();
             let source = if level == 0 {

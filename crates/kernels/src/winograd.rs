@@ -91,15 +91,12 @@ pub fn enabled() -> bool {
 }
 
 /// Whether a convolution is worth computing this way: planar 3×3 on AVX-512 (elsewhere the
-/// direct kernels are slower per multiply and no crossover was measured), at least 32
-/// channels on both sides and 64 on one. Measured on one thread (bench `conv`): 16→16 is
-/// faster direct, 32→32 a tie, 64→64 and wider faster as Winograd at 64² and 512² alike.
+/// direct kernels are slower per multiply and no crossover was measured), at least 16
+/// channels on both sides. Measured on one thread (bench `conv`, vectorised transforms):
+/// 16→16 ties at 64² and wins by a fifth at 512²; 60→16 and 48→16 at 512² are 1.5× faster,
+/// 64→64 and wider about 2×.
 pub fn suits(isa: Isa, kernel: [usize; 3], in_channels: usize, out_channels: usize) -> bool {
-    enabled()
-        && isa == Isa::Avx512
-        && kernel == [1, 3, 3]
-        && in_channels.min(out_channels) >= 32
-        && in_channels.max(out_channels) >= 64
+    enabled() && isa == Isa::Avx512 && kernel == [1, 3, 3] && in_channels.min(out_channels) >= 16
 }
 
 /// A planar 3×3 convolution's weights transformed and packed for Winograd F(4×4, 3×3).
@@ -479,46 +476,64 @@ unsafe fn transform_inputs_any(
     in_blocks: usize,
     scratch: &mut Scratch,
 ) {
+    for block in 0..in_blocks {
+        for (t, tile) in tiles.iter().enumerate() {
+            unsafe { transform_input_tile(plan, tile, t, input, block, in_blocks, scratch) };
+        }
+    }
+}
+
+/// `Bᵀ d B` for tile `t` of the group and one input block, any tile (the vector paths leave
+/// it the tiles whose window leaves the padded grid).
+///
+/// # Safety
+/// As [`Winograd::run_group`].
+#[inline(always)]
+unsafe fn transform_input_tile(
+    plan: &Plan<'_>,
+    tile: &TileAt,
+    t: usize,
+    input: *const f32,
+    block: usize,
+    in_blocks: usize,
+    scratch: &mut Scratch,
+) {
     let [_, height, width] = plan.geometry.size;
     let row_stride = plan.geometry.strides()[1];
     let stride = scratch.stride;
-    for block in 0..in_blocks {
-        for (t, tile) in tiles.iter().enumerate() {
-            let mut d = [[[0f32; LANES]; N]; N];
-            for (r, row) in d.iter_mut().enumerate() {
-                let Some(y) = (tile.y + r).checked_sub(1).filter(|&y| y < height) else {
-                    continue;
-                };
-                for (c, value) in row.iter_mut().enumerate() {
-                    let Some(x) = (tile.x + c).checked_sub(1).filter(|&x| x < width) else {
-                        continue;
-                    };
-                    let position = tile.origin + y * row_stride + x;
-                    // SAFETY: an interior position of input block `block`.
-                    let source = unsafe {
-                        std::slice::from_raw_parts(
-                            input.add(block * plan.block_len + position * LANES),
-                            LANES,
-                        )
-                    };
-                    value.copy_from_slice(source);
-                }
-            }
-            // Columns first (Bᵀ d), then rows ((Bᵀ d) B).
-            let mut columns = [[[0f32; LANES]; N]; N];
-            for c in 0..N {
-                let column = bt(&std::array::from_fn(|r| d[r][c]));
-                for a in 0..N {
-                    columns[a][c] = column[a];
-                }
-            }
-            for (a, row) in columns.iter().enumerate() {
-                let v = bt(row);
-                for (b, value) in v.iter().enumerate() {
-                    let at = (((a * N + b) * in_blocks + block) * stride + t) * LANES;
-                    scratch.transformed[at..at + LANES].copy_from_slice(value);
-                }
-            }
+    let mut d = [[[0f32; LANES]; N]; N];
+    for (r, row) in d.iter_mut().enumerate() {
+        let Some(y) = (tile.y + r).checked_sub(1).filter(|&y| y < height) else {
+            continue;
+        };
+        for (c, value) in row.iter_mut().enumerate() {
+            let Some(x) = (tile.x + c).checked_sub(1).filter(|&x| x < width) else {
+                continue;
+            };
+            let position = tile.origin + y * row_stride + x;
+            // SAFETY: an interior position of input block `block`.
+            let source = unsafe {
+                std::slice::from_raw_parts(
+                    input.add(block * plan.block_len + position * LANES),
+                    LANES,
+                )
+            };
+            value.copy_from_slice(source);
+        }
+    }
+    // Columns first (Bᵀ d), then rows ((Bᵀ d) B).
+    let mut columns = [[[0f32; LANES]; N]; N];
+    for c in 0..N {
+        let column = bt(&std::array::from_fn(|r| d[r][c]));
+        for a in 0..N {
+            columns[a][c] = column[a];
+        }
+    }
+    for (a, row) in columns.iter().enumerate() {
+        let v = bt(row);
+        for (b, value) in v.iter().enumerate() {
+            let at = (((a * N + b) * in_blocks + block) * stride + t) * LANES;
+            scratch.transformed[at..at + LANES].copy_from_slice(value);
         }
     }
 }
@@ -566,56 +581,133 @@ unsafe fn transform_outputs_any(
     relu: bool,
     output: *mut f32,
 ) {
+    for block in 0..out_blocks {
+        for (t, tile) in tiles.iter().enumerate() {
+            unsafe {
+                transform_output_tile(
+                    plan, tile, t, scratch, block, out_blocks, bias, relu, output,
+                )
+            };
+        }
+    }
+}
+
+/// `Aᵀ m A` + bias (+ ReLU) for tile `t` of the group and one output block, any tile (the
+/// vector paths leave it the tiles cut by the interior's edge).
+///
+/// # Safety
+/// As [`Winograd::run_group`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn transform_output_tile(
+    plan: &Plan<'_>,
+    tile: &TileAt,
+    t: usize,
+    scratch: &Scratch,
+    block: usize,
+    out_blocks: usize,
+    bias: &[f32],
+    relu: bool,
+    output: *mut f32,
+) {
     let [_, height, width] = plan.geometry.size;
     let row_stride = plan.geometry.strides()[1];
     let stride = scratch.stride;
-    for block in 0..out_blocks {
-        let bias: &Lanes = bias[block * LANES..][..LANES].try_into().unwrap();
-        for (t, tile) in tiles.iter().enumerate() {
-            let m: [[Lanes; N]; N] = std::array::from_fn(|a| {
-                std::array::from_fn(|b| {
-                    let at = (((a * N + b) * out_blocks + block) * stride + t) * LANES;
-                    scratch.products[at..at + LANES].try_into().unwrap()
-                })
-            });
-            // Columns first (Aᵀ m), then rows ((Aᵀ m) A).
-            let mut columns = [[[0f32; LANES]; N]; M];
-            for b in 0..N {
-                let column = at(&std::array::from_fn(|a| m[a][b]));
-                for y in 0..M {
-                    columns[y][b] = column[y];
-                }
+    let bias: &Lanes = bias[block * LANES..][..LANES].try_into().unwrap();
+    let m: [[Lanes; N]; N] = std::array::from_fn(|a| {
+        std::array::from_fn(|b| {
+            let at = (((a * N + b) * out_blocks + block) * stride + t) * LANES;
+            scratch.products[at..at + LANES].try_into().unwrap()
+        })
+    });
+    // Columns first (Aᵀ m), then rows ((Aᵀ m) A).
+    let mut columns = [[[0f32; LANES]; N]; M];
+    for b in 0..N {
+        let column = at(&std::array::from_fn(|a| m[a][b]));
+        for y in 0..M {
+            columns[y][b] = column[y];
+        }
+    }
+    let rows = (height - tile.y).min(M);
+    let cols = (width - tile.x).min(M);
+    for (y, row) in columns.iter().enumerate().take(rows) {
+        let out = at(row);
+        for (x, value) in out.iter().enumerate().take(cols) {
+            let mut result = [0f32; LANES];
+            for ((r, v), b) in result.iter_mut().zip(value).zip(bias) {
+                let sum = v + b;
+                *r = if relu { sum.max(0.0) } else { sum };
             }
-            let rows = (height - tile.y).min(M);
-            let cols = (width - tile.x).min(M);
-            for (y, row) in columns.iter().enumerate().take(rows) {
-                let out = at(row);
-                for (x, value) in out.iter().enumerate().take(cols) {
-                    let mut result = [0f32; LANES];
-                    for ((r, v), b) in result.iter_mut().zip(value).zip(bias) {
-                        let sum = v + b;
-                        *r = if relu { sum.max(0.0) } else { sum };
-                    }
-                    let position = tile.origin + (tile.y + y) * row_stride + tile.x + x;
-                    // SAFETY: an interior position of output block `block`, this tile's.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            result.as_ptr(),
-                            output.add(block * plan.block_len + position * LANES),
-                            LANES,
-                        );
-                    }
-                }
+            let position = tile.origin + (tile.y + y) * row_stride + tile.x + x;
+            // SAFETY: an interior position of output block `block`, this tile's.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    result.as_ptr(),
+                    output.add(block * plan.block_len + position * LANES),
+                    LANES,
+                );
             }
         }
     }
 }
 
-/// The transforms compiled for wider vectors (the code is the same; the compiler
-/// vectorises the 16 lanes with the instructions enabled here).
+/// The transforms for x86: AVX-512 written out in intrinsics (the generic code, compiled for
+/// wide vectors, spends most of its time zeroing and copying its per-tile arrays); AVX2
+/// compiles the generic code with the instructions enabled.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::*;
+    use std::arch::x86_64::*;
+
+    /// [`bt`] on vectors, with the same operations in the same order (same results).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn bt_avx512(d: &[__m512; N]) -> [__m512; N] {
+        let [d0, d1, d2, d3, d4, d5] = *d;
+        let splat = _mm512_set1_ps;
+        let t = _mm512_sub_ps(d4, d2);
+        let u = _mm512_sub_ps(d3, d1);
+        [
+            _mm512_fmadd_ps(u, splat(1.5), _mm512_add_ps(_mm512_sub_ps(t, d2), d0)),
+            _mm512_fmadd_ps(
+                d3,
+                splat(2.5),
+                _mm512_sub_ps(_mm512_fmadd_ps(d2, splat(0.5), d4), d1),
+            ),
+            _mm512_fmadd_ps(
+                d2,
+                splat(-2.5),
+                _mm512_add_ps(_mm512_fmadd_ps(d3, splat(0.5), d4), d1),
+            ),
+            _mm512_fmadd_ps(u, splat(2.0), t),
+            _mm512_fmadd_ps(u, splat(-0.5), t),
+            _mm512_fmadd_ps(
+                t,
+                splat(1.5),
+                _mm512_fmadd_ps(d3, splat(-2.0), _mm512_add_ps(d1, d5)),
+            ),
+        ]
+    }
+
+    /// [`at`] on vectors, with the same operations in the same order.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn at_avx512(m: &[__m512; N]) -> [__m512; M] {
+        let [m0, m1, m2, m3, m4, m5] = *m;
+        let splat = _mm512_set1_ps;
+        let sum = _mm512_add_ps(m1, m2);
+        let difference = _mm512_sub_ps(m1, m2);
+        [
+            _mm512_add_ps(_mm512_add_ps(m0, sum), _mm512_add_ps(m3, m4)),
+            _mm512_fmadd_ps(m4, splat(-2.0), _mm512_fmadd_ps(m3, splat(0.5), difference)),
+            _mm512_fmadd_ps(m4, splat(4.0), _mm512_fmadd_ps(m3, splat(0.25), sum)),
+            _mm512_fmadd_ps(
+                m4,
+                splat(-8.0),
+                _mm512_fmadd_ps(m3, splat(0.125), _mm512_add_ps(difference, m5)),
+            ),
+        ]
+    }
 
     /// # Safety
     /// As [`Winograd::run_group`]; the CPU must support AVX-512F.
@@ -627,7 +719,52 @@ mod x86 {
         in_blocks: usize,
         scratch: &mut Scratch,
     ) {
-        unsafe { transform_inputs_any(plan, tiles, input, in_blocks, scratch) }
+        let geometry = plan.geometry;
+        let [_, height, width] = geometry.size;
+        let row_stride = geometry.strides()[1];
+        let stride = scratch.stride;
+        // A tile whose 6×6 window stays inside the padded plane reads it straight: the halo
+        // it crosses is zero.
+        let inside = |tile: &TileAt| {
+            geometry.before[1] >= 1
+                && geometry.before[2] >= 1
+                && tile.y + N - 1 <= height + geometry.after[1]
+                && tile.x + N - 1 <= width + geometry.after[2]
+        };
+        for block in 0..in_blocks {
+            for (t, tile) in tiles.iter().enumerate() {
+                if !inside(tile) {
+                    unsafe {
+                        transform_input_tile(plan, tile, t, input, block, in_blocks, scratch)
+                    };
+                    continue;
+                }
+                let transformed = scratch.transformed.as_mut_ptr();
+                // SAFETY: the window's positions are inside the block (checked above).
+                unsafe {
+                    let corner = input.add(
+                        block * plan.block_len
+                            + (tile.origin + tile.y * row_stride + tile.x - row_stride - 1) * LANES,
+                    );
+                    let mut columns = [[_mm512_setzero_ps(); N]; N];
+                    for c in 0..N {
+                        let d: [__m512; N] = std::array::from_fn(|r| {
+                            _mm512_loadu_ps(corner.add((r * row_stride + c) * LANES))
+                        });
+                        for (row, value) in columns.iter_mut().zip(bt_avx512(&d)) {
+                            row[c] = value;
+                        }
+                    }
+                    for (a, row) in columns.iter().enumerate() {
+                        let v = bt_avx512(row);
+                        for (b, &value) in v.iter().enumerate() {
+                            let at = (((a * N + b) * in_blocks + block) * stride + t) * LANES;
+                            _mm512_storeu_ps(transformed.add(at), value);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// # Safety
@@ -655,7 +792,54 @@ mod x86 {
         relu: bool,
         output: *mut f32,
     ) {
-        unsafe { transform_outputs_any(plan, tiles, scratch, out_blocks, bias, relu, output) }
+        let [_, height, width] = plan.geometry.size;
+        let row_stride = plan.geometry.strides()[1];
+        let stride = scratch.stride;
+        let products = scratch.products.as_ptr();
+        for block in 0..out_blocks {
+            // SAFETY: `bias` holds `out_blocks` blocks.
+            let bias_block = unsafe { _mm512_loadu_ps(bias[block * LANES..][..LANES].as_ptr()) };
+            for (t, tile) in tiles.iter().enumerate() {
+                if tile.y + M > height || tile.x + M > width {
+                    unsafe {
+                        transform_output_tile(
+                            plan, tile, t, scratch, block, out_blocks, bias, relu, output,
+                        )
+                    };
+                    continue;
+                }
+                // SAFETY: products inside the scratch; outputs at this tile's interior
+                // positions of block `block`.
+                unsafe {
+                    let mut columns = [[_mm512_setzero_ps(); N]; M];
+                    for b in 0..N {
+                        let m: [__m512; N] = std::array::from_fn(|a| {
+                            let at = (((a * N + b) * out_blocks + block) * stride + t) * LANES;
+                            _mm512_loadu_ps(products.add(at))
+                        });
+                        for (row, value) in columns.iter_mut().zip(at_avx512(&m)) {
+                            row[b] = value;
+                        }
+                    }
+                    let corner = output.add(
+                        (block * plan.block_len)
+                            + (tile.origin + tile.y * row_stride + tile.x) * LANES,
+                    );
+                    for (y, row) in columns.iter().enumerate() {
+                        let out = at_avx512(row);
+                        for (x, &value) in out.iter().enumerate() {
+                            let sum = _mm512_add_ps(value, bias_block);
+                            let result = if relu {
+                                _mm512_max_ps(sum, _mm512_setzero_ps())
+                            } else {
+                                sum
+                            };
+                            _mm512_storeu_ps(corner.add((y * row_stride + x) * LANES), result);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// # Safety
