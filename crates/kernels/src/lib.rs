@@ -7,9 +7,9 @@
 //! that produce it), spatial positions padded with a zero halo as wide as the kernels reach
 //! (so Keras `same` padding, asymmetric included, is read in place), and the samples of a
 //! batch stacked along the slowest axis. Convolutions are direct and register-blocked, with
-//! bias and ReLU applied in their epilogue, except wide planar 3×3 ones on AVX-512, which run
-//! as Winograd F(4×4, 3×3) (`DEEPINTERP_WINOGRAD=0` turns that off); the instruction set is
-//! chosen at run time ([`Isa`]: AVX-512 → AVX2/FMA → portable).
+//! bias and ReLU applied in their epilogue, except planar 3×3 ones of 16 channels or more on
+//! AVX-512, which run as Winograd F(4×4, 3×3) (`DEEPINTERP_WINOGRAD=0` turns that off); the
+//! instruction set is chosen at run time ([`Isa`]: AVX-512 → AVX2/FMA → portable).
 //!
 //! Training runs the same forward pass ([`UNet::forward_for_training`]) and then
 //! [`UNet::backward`], which reads the activations the workspace kept (module `backward`).

@@ -1,5 +1,5 @@
 //! Winograd F(4×4, 3×3) for planar 3×3 stride-1 convolutions (Lavin & Gray 2016): the
-//! fast path [`crate::conv::PackedConv`] takes for wide layers, with the same contract
+//! fast path [`crate::conv::PackedConv`] takes where [`suits`] says so, with the same contract
 //! (channel blocks laid out by a [`Geometry`], bias, optional ReLU, halo left zero, Keras
 //! `same` padding, slotted input channels).
 //!
