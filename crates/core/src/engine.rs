@@ -57,7 +57,8 @@ impl<'a, B: Backend> Forward<'a, B> {
             Engine::Kernels => Some(match network {
                 Network::Planar(net) => {
                     let (convs, pools) = planar_weights(net)?;
-                    let unet = KernelUNet::new(&convs, &pools).map_err(kernel_error)?;
+                    let mut unet = KernelUNet::new(&convs, &pools).map_err(kernel_error)?;
+                    unet.drop_backward_weights();
                     Kernels::ChannelLanes(Box::new((unet, Workspace::new())))
                 }
                 Network::Volumetric(net) => {

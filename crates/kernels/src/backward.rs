@@ -111,6 +111,11 @@ impl UNet {
                 "backward needs a workspace of forward_for_training".into(),
             ));
         }
+        if self.weights.len() != count {
+            return Err(KernelError::Shape(
+                "backward needs the weights that drop_backward_weights freed".into(),
+            ));
+        }
         let samples = workspace.samples;
         let voxels: usize = size.iter().product();
         if grad_output.len() != samples * voxels {

@@ -137,6 +137,12 @@ impl UNet {
         })
     }
 
+    /// Frees the copy of the weights kept for [`UNet::backward`] (as large as the model's
+    /// parameters): a network used only for inference then holds its packed weights alone.
+    pub fn drop_backward_weights(&mut self) {
+        self.weights = Vec::new();
+    }
+
     /// The instruction set the weights were packed for.
     pub fn isa(&self) -> Isa {
         self.isa

@@ -286,3 +286,30 @@ fn one_workspace_serves_networks_of_other_widths() {
         }
     }
 }
+
+#[test]
+fn an_inference_only_network_refuses_backward_and_still_infers() {
+    let mut rng = StdRng::seed_from_u64(6);
+    let k = [1, 3, 3];
+    let convs = network(&mut rng, 2, &[4, 8], 8, &[k, k, k, k, k, [1, 1, 1]]);
+    let pools = [[1, 2, 2], [1, 2, 2]];
+    let size = [1, 8, 8];
+    let input: Vec<f32> = (0..2 * 64).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let full = UNet::new(&convs, &pools).unwrap();
+    let mut inference = full.clone();
+    inference.drop_backward_weights();
+    let mut want = vec![0f32; 64];
+    full.forward(&mut Workspace::new(), &input, 1, size, &mut want)
+        .unwrap();
+    let mut got = vec![0f32; 64];
+    inference
+        .forward(&mut Workspace::new(), &input, 1, size, &mut got)
+        .unwrap();
+    assert_eq!(got, want);
+    let mut workspace = Workspace::new();
+    inference
+        .forward_for_training(&mut workspace, &input, 1, size, &mut got)
+        .unwrap();
+    let refused = inference.backward(&mut workspace, &want, &BackwardRequest::default());
+    assert!(refused.is_err());
+}
