@@ -11,8 +11,13 @@ cd "$(dirname "$0")/.."
 which="${1:-all}"
 work="${2:-${TMPDIR:-/tmp}/deepinterp-ephys-benchmark}"
 mkdir -p "$work"
-cargo build --release -q -p deepinterp-cli
-bin="$PWD/target/release/deepinterp"
+# DEEPINTERP_BIN runs another build (e.g. a copy kept while the tree changes) without building.
+if [ -n "${DEEPINTERP_BIN:-}" ]; then
+  bin="$DEEPINTERP_BIN"
+else
+  cargo build --release -q -p deepinterp-cli
+  bin="$PWD/target/release/deepinterp"
+fi
 
 if [ "$which" = quality ] || [ "$which" = all ]; then
   "$bin" simulate ephys -o "$work/noisy.bin" --clean "$work/clean.bin" --duration 60 --seed 3

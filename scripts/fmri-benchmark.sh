@@ -13,8 +13,13 @@ cd "$(dirname "$0")/.."
 which="${1:-all}"
 work="${2:-${TMPDIR:-/tmp}/deepinterp-fmri-benchmark}"
 mkdir -p "$work"
-cargo build --release -q -p deepinterp-cli
-bin="$PWD/target/release/deepinterp"
+# DEEPINTERP_BIN runs another build (e.g. a copy kept while the tree changes) without building.
+if [ -n "${DEEPINTERP_BIN:-}" ]; then
+  bin="$DEEPINTERP_BIN"
+else
+  cargo build --release -q -p deepinterp-cli
+  bin="$PWD/target/release/deepinterp"
+fi
 timed() { /usr/bin/time -f "$1: %e s wall, %U+%S CPU-s, peak %M KiB" "${@:2}"; }
 
 if [ "$which" = quality ] || [ "$which" = all ]; then
