@@ -18,6 +18,7 @@
 //! Every reduction runs in an order fixed by the shapes only (threads own disjoint outputs,
 //! never parts of one sum), so a training run repeats bit for bit.
 
+use crate::arena::Act;
 use crate::conv::PackedConv;
 use crate::dispatch::Isa;
 use crate::layout::{Geometry, blocks};
@@ -164,9 +165,9 @@ impl UNet {
         pack_input(self.isa(), &geo[0], samples, 1, grad_output, &mut g.last);
         let last = 2 * depth + 1;
         let features = if depth == 0 {
-            &ws.bottleneck
+            ws.activations.get(Act::Bottleneck)
         } else {
-            &ws.decoded[0]
+            ws.activations.get(Act::Decoded(0))
         };
         if wanted(last) {
             convs[last] = self.weight_grad(last, &geo[0], samples, features, &g.last);
@@ -187,16 +188,19 @@ impl UNet {
                     index,
                     &geo[level],
                     samples,
-                    &ws.concat[level],
+                    ws.activations.get(Act::Concat(level)),
                     &g.decoded[level],
                 );
             }
             data_grad(index, &geo[level], &g.decoded[level], &mut g.concat[level]);
             let up_blocks = blocks(self.up_channels(level));
             let (below_act, below_grad) = if level + 1 == depth {
-                (&ws.bottleneck, &mut g.bottleneck)
+                (ws.activations.get(Act::Bottleneck), &mut g.bottleneck)
             } else {
-                (&ws.decoded[level + 1], &mut g.decoded[level + 1])
+                (
+                    ws.activations.get(Act::Decoded(level + 1)),
+                    &mut g.decoded[level + 1],
+                )
             };
             upsample_backward(
                 &geo[level + 1],
@@ -211,9 +215,9 @@ impl UNet {
         }
 
         let bottom_input = if depth == 0 {
-            &ws.input
+            ws.activations.get(Act::Input)
         } else {
-            &ws.pooled[depth - 1]
+            ws.activations.get(Act::Pooled(depth - 1))
         };
         if wanted(depth) {
             convs[depth] =
@@ -231,7 +235,7 @@ impl UNet {
             }
             let skip_start = blocks(self.up_channels(level)) * geo[level].block_len();
             let width_blocks = blocks(self.widths()[level]);
-            let encoded = &ws.concat[level][skip_start..];
+            let encoded = &ws.activations.get(Act::Concat(level))[skip_start..];
             let grad = &mut g.concat[level][skip_start..];
             max_pool_backward(
                 &geo[level],
@@ -248,9 +252,9 @@ impl UNet {
                 &mut grad[..width_blocks * geo[level].block_len()],
             );
             let source = if level == 0 {
-                &ws.input
+                ws.activations.get(Act::Input)
             } else {
-                &ws.pooled[level - 1]
+                ws.activations.get(Act::Pooled(level - 1))
             };
             let grad = &g.concat[level][skip_start..];
             if wanted(level) {

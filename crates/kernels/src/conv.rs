@@ -245,6 +245,31 @@ impl PackedConv {
         self.winograd.is_some()
     }
 
+    /// Whether [`PackedConv::run_from_planes`] can compute this geometry (see
+    /// [`Winograd::reads_planes`]).
+    pub fn reads_planes(&self, geometry: &Geometry) -> bool {
+        self.winograd
+            .as_ref()
+            .is_some_and(|winograd| winograd.reads_planes(geometry))
+    }
+
+    /// As [`PackedConv::run`], the input given as each sample's channel planes (see
+    /// [`Winograd::run_from_planes`]); needs [`PackedConv::reads_planes`].
+    pub fn run_from_planes(
+        &self,
+        geometry: &Geometry,
+        samples: usize,
+        planes: &[&[f32]],
+        output: &mut [f32],
+        threads: usize,
+    ) {
+        let winograd = self
+            .winograd
+            .as_ref()
+            .expect("run_from_planes on a convolution that cannot read planes");
+        winograd.run_from_planes(geometry, samples, planes, output, threads);
+    }
+
     /// Computes the convolution for `samples` samples of `geometry`: reads `in_blocks`
     /// blocks from `input`, writes `out_blocks` blocks to `output` (both laid out by
     /// `geometry`), halo left zero.

@@ -2,7 +2,8 @@
 //!
 //! This crate owns the CPU forward pass: [`UNet`] holds a network's weights packed once for
 //! the kernels, [`Workspace`] the activations of one call, reused across calls of the same
-//! shape. Everything runs in one layout: channels in blocks of [`LANES`] innermost (so a
+//! shape (for inference, activations whose lives do not overlap share its memory: module
+//! `arena`). Everything runs in one layout: channels in blocks of [`LANES`] innermost (so a
 //! concatenation of channels is a concatenation of blocks, written in place by the layers
 //! that produce it), spatial positions padded with a zero halo as wide as the kernels reach
 //! (so Keras `same` padding, asymmetric included, is read in place), and the samples of a
@@ -20,6 +21,7 @@
 //! [`LaneUNet`] runs the same networks with the samples of a batch in the vector lanes
 //! instead of the channels: the engine for small volumes in large batches (see its module).
 
+mod arena;
 mod backward;
 mod conv;
 mod dispatch;

@@ -47,28 +47,46 @@ pub fn pack_planes(
         let sample = &planes[n * channels..][..channels];
         for z in 0..d {
             for y in 0..h {
-                let row_start = (z * h + y) * w;
                 let at = geometry.position(n, [z, y, 0]) * LANES;
-                for (block, group) in sample.chunks(LANES).enumerate() {
-                    let target = &mut blocks[block * block_len + at..][..w * LANES];
-                    let mut done = 0;
-                    #[cfg(target_arch = "x86_64")]
-                    if isa == Isa::Avx512 {
-                        // SAFETY: AVX-512 is supported (the ISA was chosen from this CPU);
-                        // rows of `w` values from `row_start`, `target` holds `w` positions.
-                        done = unsafe { x86::pack_row_avx512(group, row_start, w, target) };
-                    }
-                    #[cfg(not(target_arch = "x86_64"))]
-                    let _ = isa;
-                    for (c, source) in group.iter().enumerate() {
-                        let source = &source[row_start + done..row_start + w];
-                        let positions = target[done * LANES..].chunks_exact_mut(LANES);
-                        for (values, &value) in positions.zip(source) {
-                            values[c] = value;
-                        }
-                    }
-                }
+                pack_row(isa, sample, (z * h + y) * w, w, blocks, block_len, at);
             }
+        }
+    }
+}
+
+/// Packs one row of every channel: `w` values of each `planes[c]` from `start`, written at
+/// float `at` of each block (blocks `block_len` apart), channel `c` to block `c / LANES`,
+/// lane `c % LANES`.
+pub(crate) fn pack_row(
+    isa: Isa,
+    planes: &[&[f32]],
+    start: usize,
+    w: usize,
+    blocks: &mut [f32],
+    block_len: usize,
+    at: usize,
+) {
+    for (block, group) in planes.chunks(LANES).enumerate() {
+        let target = &mut blocks[block * block_len + at..][..w * LANES];
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 {
+            // SAFETY: AVX-512 is supported (the ISA was chosen from this CPU); rows of `w`
+            // values from `start`, `target` holds `w` positions.
+            done = unsafe { x86::pack_row_avx512(group, start, w, target) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = isa;
+        for (c, source) in group.iter().enumerate() {
+            let source = &source[start + done..start + w];
+            let positions = target[done * LANES..].chunks_exact_mut(LANES);
+            for (values, &value) in positions.zip(source) {
+                values[c] = value;
+            }
+        }
+        // Lanes past the last channel read as zero (the block may hold stale values).
+        for values in target[done * LANES..].chunks_exact_mut(LANES) {
+            values[group.len()..].fill(0.0);
         }
     }
 }
@@ -170,6 +188,62 @@ pub fn read_output(geometry: &Geometry, samples: usize, block: &[f32], output: &
     }
 }
 
+/// The network's last convolution (1×1, one output channel) fused with reading the output
+/// back: `output[voxel] = bias + Σ_c features[c][voxel] · weight[c]` over `in_blocks` blocks
+/// (`weight` padded to whole blocks with zeros), summed in channel order with the same
+/// operations as the direct kernel of `isa`, so the same bits as running that convolution.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn project_output(
+    isa: Isa,
+    geometry: &Geometry,
+    samples: usize,
+    in_blocks: usize,
+    features: &[f32],
+    weight: &[f32],
+    bias: f32,
+    output: &mut [f32],
+) {
+    let [d, h, w] = geometry.size;
+    let block_len = geometry.block_len();
+    assert!(weight.len() == in_blocks * LANES && features.len() >= in_blocks * block_len);
+    assert!(output.len() >= samples * d * h * w, "output too short");
+    let mut voxel = 0;
+    for n in 0..samples {
+        for z in 0..d {
+            for y in 0..h {
+                let row = geometry.position(n, [z, y, 0]);
+                let out = &mut output[voxel..voxel + w];
+                let mut done = 0;
+                #[cfg(target_arch = "x86_64")]
+                if isa == Isa::Avx512 {
+                    // SAFETY: AVX-512 is supported (the ISA was chosen from this CPU); the
+                    // row's `w` positions are inside every block.
+                    done = unsafe {
+                        x86::project_row_avx512(
+                            features, block_len, in_blocks, row, weight, bias, out,
+                        )
+                    };
+                }
+                for (x, value) in out.iter_mut().enumerate().skip(done) {
+                    let mut acc = bias;
+                    for block in 0..in_blocks {
+                        let at = block * block_len + (row + x) * LANES;
+                        let lanes = &features[at..at + LANES];
+                        for (&feature, &weight) in lanes.iter().zip(&weight[block * LANES..]) {
+                            acc = match isa {
+                                Isa::Portable => acc + feature * weight,
+                                _ => feature.mul_add(weight, acc),
+                            };
+                        }
+                    }
+                    *value = acc;
+                }
+                voxel += w;
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::LANES;
@@ -203,6 +277,46 @@ mod x86 {
                     _mm512_storeu_ps(target.as_mut_ptr().add((x + j) * LANES), *column);
                 }
             }
+            x += LANES;
+        }
+        full
+    }
+
+    /// [`super::project_output`] on the leading multiple of 16 positions of one row (from
+    /// position `row`): sixteen positions' channel vectors transposed, then one multiply-add
+    /// per channel; returns the positions done.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `row + w` positions lie inside every block.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn project_row_avx512(
+        features: &[f32],
+        block_len: usize,
+        in_blocks: usize,
+        row: usize,
+        weight: &[f32],
+        bias: f32,
+        out: &mut [f32],
+    ) -> usize {
+        let full = out.len() / LANES * LANES;
+        let mut x = 0;
+        while x < full {
+            let mut acc = _mm512_set1_ps(bias);
+            for block in 0..in_blocks {
+                let start = block * block_len + (row + x) * LANES;
+                let positions = &features[start..start + LANES * LANES];
+                // SAFETY: `positions` holds 16 vectors.
+                let r: [__m512; LANES] = std::array::from_fn(|j| unsafe {
+                    _mm512_loadu_ps(positions[j * LANES..].as_ptr())
+                });
+                let channels = transpose(r);
+                for (c, &values) in channels.iter().enumerate() {
+                    let w = _mm512_set1_ps(weight[block * LANES + c]);
+                    acc = _mm512_fmadd_ps(values, w, acc);
+                }
+            }
+            // SAFETY: `out` holds `full` values.
+            unsafe { _mm512_storeu_ps(out[x..x + LANES].as_mut_ptr(), acc) };
             x += LANES;
         }
         full

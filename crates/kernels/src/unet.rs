@@ -7,11 +7,12 @@
 //! blocks, the upsampled map written into its first blocks and the encoder conv's output
 //! written straight into the rest.
 
+use crate::arena::{Act, Arena, Need};
 use crate::backward::GradBuffers;
 use crate::conv::{Method, PackedConv};
 use crate::dispatch::Isa;
 use crate::layout::{Geometry, blocks, halo_for};
-use crate::resample::{max_pool, pack_planes, read_output, upsample};
+use crate::resample::{max_pool, pack_planes, project_output, read_output, upsample};
 use crate::{KernelError, LANES};
 
 /// One convolution's weights as burn stores them.
@@ -46,6 +47,9 @@ pub struct UNet {
     pub(crate) slots: Vec<(Vec<usize>, usize)>,
     pub(crate) method: Method,
     pub(crate) threads: usize,
+    /// The last convolution's weights (padded to whole blocks) and bias when it is 1×1 to
+    /// one channel: inference computes it while reading the output back.
+    readout: Option<(Vec<f32>, f32)>,
 }
 
 impl UNet {
@@ -123,7 +127,14 @@ impl UNet {
                 .map(|h| h.join().expect("packing thread"))
                 .collect()
         });
+        let last = &convs[2 * depth + 1];
+        let readout = (last.kernel == [1, 1, 1] && last.out_channels == 1).then(|| {
+            let mut weight = last.weight.clone();
+            weight.resize(blocks(last.in_channels) * LANES, 0.0);
+            (weight, last.bias[0])
+        });
         Ok(Self {
+            readout,
             isa,
             in_channels,
             widths,
@@ -260,51 +271,65 @@ impl UNet {
         let threads = self.threads;
         let ws = workspace;
         let geo = &ws.geometries;
-        pack_planes(
-            self.isa,
-            &geo[0],
-            samples,
-            self.in_channels,
-            planes,
-            &mut ws.input,
-        );
+        let arena = &mut ws.activations;
+        let from_planes = self.first_conv_reads_planes(geo, training);
+        if !from_planes {
+            arena.clear_halo(Act::Input, &geo[0], samples, blocks(self.in_channels));
+            pack_planes(
+                self.isa,
+                &geo[0],
+                samples,
+                self.in_channels,
+                planes,
+                arena.get_mut(Act::Input),
+            );
+        }
         for level in 0..depth {
+            let concat_blocks = blocks(self.up_channels(level)) + blocks(self.widths[level]);
+            arena.clear_halo(Act::Concat(level), &geo[level], samples, concat_blocks);
             let skip_start = blocks(self.up_channels(level)) * geo[level].block_len();
-            let source = if level == 0 {
-                &ws.input
+            if level == 0 && from_planes {
+                let skip = &mut arena.get_mut(Act::Concat(0))[skip_start..];
+                self.convs[0].run_from_planes(&geo[0], samples, planes, skip, threads);
             } else {
-                &ws.pooled[level - 1]
-            };
-            let (_, skip) = ws.concat[level].split_at_mut(skip_start);
-            self.convs[level].run(&geo[level], samples, source, skip, threads);
+                let source = if level == 0 {
+                    Act::Input
+                } else {
+                    Act::Pooled(level - 1)
+                };
+                let (source, concat) = arena.read_write(source, Act::Concat(level));
+                let skip = &mut concat[skip_start..];
+                self.convs[level].run(&geo[level], samples, source, skip, threads);
+            }
+            let width_blocks = blocks(self.widths[level]);
+            arena.clear_halo(Act::Pooled(level), &geo[level + 1], samples, width_blocks);
+            let (concat, pooled) = arena.read_write(Act::Concat(level), Act::Pooled(level));
             max_pool(
                 &geo[level],
                 &geo[level + 1],
                 samples,
-                blocks(self.widths[level]),
+                width_blocks,
                 self.pools[level],
-                skip,
-                &mut ws.pooled[level],
+                &concat[skip_start..],
+                pooled,
             );
         }
         let bottom_input = if depth == 0 {
-            &ws.input
+            Act::Input
         } else {
-            &ws.pooled[depth - 1]
+            Act::Pooled(depth - 1)
         };
-        self.convs[depth].run(
-            &geo[depth],
-            samples,
-            bottom_input,
-            &mut ws.bottleneck,
-            threads,
-        );
+        let bottleneck_blocks = blocks(self.bottleneck_width);
+        arena.clear_halo(Act::Bottleneck, &geo[depth], samples, bottleneck_blocks);
+        let (source, bottleneck) = arena.read_write(bottom_input, Act::Bottleneck);
+        self.convs[depth].run(&geo[depth], samples, source, bottleneck, threads);
         for level in (0..depth).rev() {
             let below = if level == depth - 1 {
-                &ws.bottleneck
+                Act::Bottleneck
             } else {
-                &ws.decoded[level + 1]
+                Act::Decoded(level + 1)
             };
+            let (below, concat) = arena.read_write(below, Act::Concat(level));
             upsample(
                 &geo[level + 1],
                 &geo[level],
@@ -312,24 +337,52 @@ impl UNet {
                 blocks(self.up_channels(level)),
                 self.pools[level],
                 below,
-                &mut ws.concat[level],
+                concat,
             );
-            self.convs[2 * depth - level].run(
-                &geo[level],
-                samples,
-                &ws.concat[level],
-                &mut ws.decoded[level],
-                threads,
-            );
+            let width_blocks = blocks(self.widths[level]);
+            arena.clear_halo(Act::Decoded(level), &geo[level], samples, width_blocks);
+            let (concat, decoded) = arena.read_write(Act::Concat(level), Act::Decoded(level));
+            self.convs[2 * depth - level].run(&geo[level], samples, concat, decoded, threads);
         }
         let features = if depth == 0 {
-            &ws.bottleneck
+            Act::Bottleneck
         } else {
-            &ws.decoded[0]
+            Act::Decoded(0)
         };
-        self.convs[2 * depth + 1].run(&geo[0], samples, features, &mut ws.last, threads);
-        read_output(&geo[0], samples, &ws.last, output);
+        match &self.readout {
+            Some((weight, bias)) if !training => {
+                let in_blocks = blocks(
+                    self.widths
+                        .first()
+                        .copied()
+                        .unwrap_or(self.bottleneck_width),
+                );
+                project_output(
+                    self.isa,
+                    &geo[0],
+                    samples,
+                    in_blocks,
+                    arena.get(features),
+                    weight,
+                    *bias,
+                    output,
+                );
+            }
+            _ => {
+                arena.clear_halo(Act::Last, &geo[0], samples, 1);
+                let (features, last) = arena.read_write(features, Act::Last);
+                self.convs[2 * depth + 1].run(&geo[0], samples, features, last, threads);
+                read_output(&geo[0], samples, arena.get(Act::Last), output);
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the first convolution reads the input planes itself (inference, Winograd,
+    /// a geometry it can band): then the input is never packed whole and the workspace
+    /// holds no input blocks.
+    fn first_conv_reads_planes(&self, geometries: &[Geometry], training: bool) -> bool {
+        !training && !self.pools.is_empty() && self.convs[0].reads_planes(&geometries[0])
     }
 
     /// What a workspace's layout depends on: channels, kernels and pools.
@@ -400,25 +453,79 @@ impl UNet {
                 }
             })
             .collect();
-        let buffer = |level: usize, channels: usize| -> Vec<f32> {
-            vec![0f32; blocks(channels) * geometries[level].block_len()]
+        let floats =
+            |level: usize, channels: usize| blocks(channels) * geometries[level].block_len();
+        let from_planes = self.first_conv_reads_planes(&geometries, training);
+        let readout = self.readout.is_some() && !training;
+        // Steps of a pass: 0 packs the input; level l's encoder conv is 1 + 2l, its pool
+        // 2 + 2l; the bottleneck conv 1 + 2·depth; level l's upsampling 2 + 4·depth − 2l − 2
+        // and its decoder conv one after; the last conv (or the readout) 2 + 4·depth. A
+        // training pass keeps everything alive for the backward pass.
+        let encoder = |level: usize| 1 + 2 * level;
+        let pool = |level: usize| 2 + 2 * level;
+        let bottom = 1 + 2 * depth;
+        let up = |level: usize| 2 + 4 * depth - 2 * level - 2;
+        let decoder = |level: usize| up(level) + 1;
+        let end = 2 + 4 * depth;
+        let live = |first: usize, last: usize| {
+            if training {
+                0..end + 1
+            } else {
+                first..last + 1
+            }
         };
-        let concat_len = |level: usize| {
-            (blocks(self.up_channels(level)) + blocks(self.widths[level]))
-                * geometries[level].block_len()
-        };
+        let mut needs = vec![
+            Need {
+                act: Act::Input,
+                floats: if from_planes {
+                    0
+                } else {
+                    floats(0, self.in_channels)
+                },
+                live: live(0, if depth == 0 { bottom } else { encoder(0) }),
+            },
+            Need {
+                act: Act::Bottleneck,
+                floats: floats(depth, self.bottleneck_width),
+                live: live(bottom, if depth == 0 { end } else { up(depth - 1) }),
+            },
+            Need {
+                act: Act::Last,
+                floats: if readout { 0 } else { floats(0, 1) },
+                live: live(end, end),
+            },
+        ];
+        for level in 0..depth {
+            needs.push(Need {
+                act: Act::Concat(level),
+                floats: floats(level, self.up_channels(level)) + floats(level, self.widths[level]),
+                live: live(encoder(level), decoder(level)),
+            });
+            needs.push(Need {
+                act: Act::Pooled(level),
+                floats: floats(level + 1, self.widths[level]),
+                live: live(
+                    pool(level),
+                    if level + 1 < depth {
+                        encoder(level + 1)
+                    } else {
+                        bottom
+                    },
+                ),
+            });
+            needs.push(Need {
+                act: Act::Decoded(level),
+                floats: floats(level, self.widths[level]),
+                live: live(decoder(level), if level > 0 { up(level - 1) } else { end }),
+            });
+        }
         *workspace = Workspace {
             network: self.signature(),
             shape: Some((samples, size)),
             samples,
             training,
             isa: Some(self.isa),
-            input: buffer(0, self.in_channels),
-            concat: (0..depth).map(|l| vec![0f32; concat_len(l)]).collect(),
-            pooled: (0..depth).map(|l| buffer(l + 1, self.widths[l])).collect(),
-            bottleneck: buffer(depth, self.bottleneck_width),
-            decoded: (0..depth).map(|l| buffer(l, self.widths[l])).collect(),
-            last: buffer(0, 1),
+            activations: Arena::new(depth, &needs),
             geometries,
             grads: Default::default(),
         };
@@ -526,7 +633,8 @@ pub(crate) fn level_sizes(
 }
 
 /// The activations of one forward pass, kept between calls of the same shape so that
-/// nothing is allocated or zeroed per call.
+/// nothing is allocated per call (only the halos of memory two activations share are
+/// zeroed again: see the `arena` module).
 #[derive(Debug, Default)]
 pub struct Workspace {
     /// Samples held and interior size of the input.
@@ -536,20 +644,13 @@ pub struct Workspace {
     pub(crate) network: Vec<usize>,
     /// Samples of the last forward pass.
     pub(crate) samples: usize,
-    /// Whether the halos suit a backward pass (see [`UNet::forward_for_training`]).
+    /// Whether the halos suit a backward pass (see [`UNet::forward_for_training`]) and
+    /// every activation is kept for it.
     pub(crate) training: bool,
     pub(crate) isa: Option<Isa>,
     pub(crate) geometries: Vec<Geometry>,
-    pub(crate) input: Vec<f32>,
-    /// Per level: `[upsampled blocks | encoder output blocks]`.
-    pub(crate) concat: Vec<Vec<f32>>,
-    /// Per level below the first: the pooled encoder output.
-    pub(crate) pooled: Vec<Vec<f32>>,
-    pub(crate) bottleneck: Vec<f32>,
-    /// Per level: the decoder conv's output.
-    pub(crate) decoded: Vec<Vec<f32>>,
-    /// The final conv's output (one block).
-    pub(crate) last: Vec<f32>,
+    /// The activations (see [`Act`]).
+    pub(crate) activations: Arena,
     /// The backward pass's gradients, laid out as the activations.
     pub(crate) grads: GradBuffers,
 }
@@ -562,15 +663,7 @@ impl Workspace {
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        let floats = self.input.len()
-            + self.bottleneck.len()
-            + self.last.len()
-            + self.grads.floats()
-            + [&self.concat, &self.pooled, &self.decoded]
-                .iter()
-                .flat_map(|buffers| buffers.iter())
-                .map(Vec::len)
-                .sum::<usize>();
+        let floats = self.activations.len() + self.grads.floats();
         floats * 4
     }
 }

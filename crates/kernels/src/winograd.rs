@@ -24,6 +24,7 @@ use crate::LANES;
 use crate::conv::{Group, TapOrder, TileArgs, pack_groups, padded_bias, run_tile, tile_shape};
 use crate::dispatch::Isa;
 use crate::layout::Geometry;
+use crate::resample::pack_row;
 
 /// Outputs per tile side, inputs per tile side, products per tile.
 const M: usize = 4;
@@ -102,6 +103,9 @@ pub fn suits(isa: Isa, kernel: [usize; 3], in_channels: usize, out_channels: usi
 /// A planar 3×3 convolution's weights transformed and packed for Winograd F(4×4, 3×3).
 #[derive(Clone, Debug)]
 pub struct Winograd {
+    in_channels: usize,
+    /// Whether input channel `i` sits in slot `i` (what [`Winograd::run_from_planes`] packs).
+    contiguous_input: bool,
     in_blocks: usize,
     out_blocks: usize,
     relu: bool,
@@ -156,6 +160,8 @@ impl Winograd {
             TapOrder::OutsideBlocks,
         );
         Self {
+            in_channels,
+            contiguous_input: in_slots.iter().enumerate().all(|(i, &slot)| i == slot),
             in_blocks,
             out_blocks,
             relu,
@@ -188,8 +194,59 @@ impl Winograd {
         output: &mut [f32],
         threads: usize,
     ) {
+        assert!(
+            input.len() >= self.in_blocks * geometry.block_len(),
+            "input too short"
+        );
+        self.run_from(geometry, samples, Source::Blocks(input), output, threads);
+    }
+
+    /// Whether [`Winograd::run_from_planes`] can compute this geometry: planar, a width
+    /// that is a multiple of the tile (so that every tile reads its window straight) and
+    /// halos of at least one position, with the input channels contiguous.
+    pub fn reads_planes(&self, geometry: &Geometry) -> bool {
+        self.contiguous_input
+            && geometry.size[0] == 1
+            && geometry.size[2].is_multiple_of(M)
+            && geometry.before[1..].iter().all(|&b| b >= 1)
+            && geometry.after[1..].iter().all(|&a| a >= 1)
+    }
+
+    /// As [`Winograd::run`], the input given as each sample's channel planes
+    /// (`planes[n * in_channels + c]`, `height × width` each) instead of channel blocks.
+    /// Each thread packs the rows its tile group reads into a band of channel blocks a few
+    /// rows tall, which stays in cache until the group's transform reads it: the whole
+    /// input is never packed (for a frame network, the largest activation it holds).
+    /// Needs [`Winograd::reads_planes`].
+    pub fn run_from_planes(
+        &self,
+        geometry: &Geometry,
+        samples: usize,
+        planes: &[&[f32]],
+        output: &mut [f32],
+        threads: usize,
+    ) {
+        assert!(
+            self.reads_planes(geometry),
+            "a geometry run_from_planes cannot read"
+        );
+        let plane = geometry.size.iter().product::<usize>();
+        assert!(
+            planes.len() >= samples * self.in_channels && planes.iter().all(|p| p.len() >= plane),
+            "planes too short"
+        );
+        self.run_from(geometry, samples, Source::Planes(planes), output, threads);
+    }
+
+    fn run_from(
+        &self,
+        geometry: &Geometry,
+        samples: usize,
+        source: Source<'_>,
+        output: &mut [f32],
+        threads: usize,
+    ) {
         let block_len = geometry.block_len();
-        assert!(input.len() >= self.in_blocks * block_len, "input too short");
         assert!(
             output.len() >= self.out_blocks * block_len,
             "output too short"
@@ -205,13 +262,17 @@ impl Winograd {
             tiles_x: width.div_ceil(M),
             block_len,
         };
-        let total = samples * depth * plan.tiles_y * plan.tiles_x;
+        let per_plane = plan.tiles_y * plan.tiles_x;
+        let total = samples * depth * per_plane;
         // Every thread gets at least one group; all groups but the last are full.
         let threads = threads.clamp(1, total.div_ceil(TILE_ALIGN));
         let per_thread = total.div_ceil(threads).next_multiple_of(TILE_ALIGN);
         let group = self.group_tiles().min(per_thread);
         let shared = Shared {
-            input: input.as_ptr(),
+            input: match source {
+                Source::Blocks(input) => input.as_ptr(),
+                Source::Planes(_) => std::ptr::null(),
+            },
             output: output.as_mut_ptr(),
         };
         let work = |tiles: std::ops::Range<usize>| {
@@ -221,12 +282,22 @@ impl Winograd {
                 XI * self.in_blocks * stride * LANES,
                 XI * self.out_blocks * stride * LANES,
             );
+            let mut band = match source {
+                Source::Blocks(_) => None,
+                Source::Planes(planes) => Some(Band::new(self, &plan, group, planes)),
+            };
             let mut first = tiles.start;
             while first < tiles.end {
-                let count = group.min(tiles.end - first);
-                // SAFETY: `shared` points into `input` and `output`, sized above; each
+                let mut count = group.min(tiles.end - first);
+                if band.is_some() {
+                    // A band holds rows of one plane.
+                    count = count.min(per_plane - first % per_plane);
+                }
+                // SAFETY: `shared` points into the input and `output`, sized above; each
                 // thread writes only the interior positions of its own tiles.
-                unsafe { self.run_group(&plan, &shared, &mut scratch, first, count) };
+                unsafe {
+                    self.run_group(&plan, &shared, band.as_mut(), &mut scratch, first, count)
+                };
                 first += count;
             }
             scratch.give_back();
@@ -254,33 +325,59 @@ impl Winograd {
         }
     }
 
-    /// Transforms, multiplies and transforms back tiles `first..first + count`.
+    /// Transforms, multiplies and transforms back tiles `first..first + count` (with a
+    /// band: tiles of one plane, whose input rows it packs first).
     ///
     /// # Safety
     /// `shared` must point to blocks laid out by `plan.geometry` (`in_blocks` of input,
-    /// `out_blocks` of output) that no other thread writes at these tiles' positions.
+    /// unless `band` holds the input, and `out_blocks` of output) that no other thread
+    /// writes at these tiles' positions.
     unsafe fn run_group(
         &self,
         plan: &Plan<'_>,
         shared: &Shared,
+        band: Option<&mut Band<'_>>,
         scratch: &mut Scratch,
         first: usize,
         count: usize,
     ) {
-        let stride = scratch.stride;
         let mut tiles = std::mem::take(&mut scratch.tiles);
         tiles.clear();
         tiles.extend((first..first + count).map(|t| plan.tile(t)));
-        unsafe {
-            transform_inputs(
-                self.isa,
-                plan,
-                &tiles,
-                shared.input,
-                self.in_blocks,
-                scratch,
-            );
+        match band {
+            None => unsafe {
+                transform_inputs(
+                    self.isa,
+                    plan,
+                    &tiles,
+                    shared.input,
+                    self.in_blocks,
+                    scratch,
+                )
+            },
+            Some(band) => {
+                let band_tiles = band.pack(self, plan, &tiles);
+                let band_plan = Plan {
+                    geometry: &band.geometry,
+                    tiles_y: band.geometry.size[1] / M,
+                    tiles_x: plan.tiles_x,
+                    block_len: band.geometry.block_len(),
+                };
+                // SAFETY: the band holds `in_blocks` blocks laid out by its geometry.
+                unsafe {
+                    transform_inputs(
+                        self.isa,
+                        &band_plan,
+                        &band_tiles,
+                        band.blocks.as_ptr(),
+                        self.in_blocks,
+                        scratch,
+                    )
+                };
+                band.band_tiles = band_tiles;
+            }
         }
+        let stride = scratch.stride;
         let taps = [0isize];
         let transformed = scratch.transformed.as_ptr();
         let products = scratch.products.as_mut_ptr();
@@ -334,6 +431,88 @@ struct Shared {
 }
 // SAFETY: threads read `input` and write the positions of disjoint tiles of `output`.
 unsafe impl Sync for Shared {}
+
+/// What a run reads: channel blocks laid out by its geometry, or each sample's channel planes.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Blocks(&'a [f32]),
+    Planes(&'a [&'a [f32]]),
+}
+
+/// One thread's band: the input rows a tile group reads, packed into channel blocks. Its
+/// interior holds whole tile rows; the halo rows above and below hold the plane's rows
+/// there (zero past the plane's edges); the halo columns stay zero.
+struct Band<'a> {
+    geometry: Geometry,
+    blocks: Vec<f32>,
+    planes: &'a [&'a [f32]],
+    band_tiles: Vec<TileAt>,
+}
+
+impl<'a> Band<'a> {
+    fn new(conv: &Winograd, plan: &Plan<'_>, group: usize, planes: &'a [&'a [f32]]) -> Self {
+        // A group of `group` tiles inside one plane touches at most this many tile rows.
+        let tile_rows = group.div_ceil(plan.tiles_x) + 1;
+        let geometry = Geometry {
+            size: [1, tile_rows * M, plan.geometry.size[2]],
+            before: [0, 1, 1],
+            after: [0, 1, 1],
+            capacity: 1,
+        };
+        Self {
+            blocks: vec![0f32; conv.in_blocks * geometry.block_len()],
+            geometry,
+            planes,
+            band_tiles: Vec::new(),
+        }
+    }
+
+    /// Packs the rows `tiles` (of one plane, in order) read; returns the tiles as the band
+    /// holds them.
+    fn pack(&mut self, conv: &Winograd, plan: &Plan<'_>, tiles: &[TileAt]) -> Vec<TileAt> {
+        let [_, height, width] = plan.geometry.size;
+        let (first, last) = (tiles[0], tiles[tiles.len() - 1]);
+        let sample = first.origin / plan.geometry.sample_positions();
+        let channels = conv.in_channels;
+        let planes = &self.planes[sample * channels..][..channels];
+        let rows = last.y + M - first.y;
+        assert!(
+            rows <= self.geometry.size[1],
+            "a group taller than its band"
+        );
+        let block_len = self.geometry.block_len();
+        let row_stride = self.geometry.strides()[1];
+        let top = self.geometry.position(0, [0, 0, 0]);
+        // Band rows −1..=rows are the plane's rows first.y − 1..=first.y + rows.
+        for r in 0..rows + 2 {
+            let at = (top + r * row_stride - row_stride) * LANES;
+            match (first.y + r).checked_sub(1).filter(|&y| y < height) {
+                Some(y) => pack_row(
+                    conv.isa,
+                    planes,
+                    y * width,
+                    width,
+                    &mut self.blocks,
+                    block_len,
+                    at,
+                ),
+                None => {
+                    for block in 0..conv.in_blocks {
+                        self.blocks[block * block_len + at..][..width * LANES].fill(0.0);
+                    }
+                }
+            }
+        }
+        let mut band_tiles = std::mem::take(&mut self.band_tiles);
+        band_tiles.clear();
+        band_tiles.extend(tiles.iter().map(|tile| TileAt {
+            origin: top,
+            y: tile.y - first.y,
+            x: tile.x,
+        }));
+        band_tiles
+    }
+}
 
 /// One thread's transformed inputs `[product][input block][tile][lane]` and products
 /// `[product][output block][tile][lane]`, `stride` tiles per block.
@@ -498,20 +677,28 @@ unsafe fn transform_input_tile(
     in_blocks: usize,
     scratch: &mut Scratch,
 ) {
-    let [_, height, width] = plan.geometry.size;
-    let row_stride = plan.geometry.strides()[1];
+    let geometry = plan.geometry;
+    let [_, height, width] = geometry.size;
+    let row_stride = geometry.strides()[1];
     let stride = scratch.stride;
+    // The window reads the padded plane: the halo (zero in a layer's blocks, the plane's
+    // neighbouring rows in a band) and zero beyond it.
+    let (top, left) = (geometry.before[1] as isize, geometry.before[2] as isize);
+    let rows = -top..(height + geometry.after[1]) as isize;
+    let columns = -left..(width + geometry.after[2]) as isize;
     let mut d = [[[0f32; LANES]; N]; N];
     for (r, row) in d.iter_mut().enumerate() {
-        let Some(y) = (tile.y + r).checked_sub(1).filter(|&y| y < height) else {
+        let y = (tile.y + r) as isize - 1;
+        if !rows.contains(&y) {
             continue;
-        };
+        }
         for (c, value) in row.iter_mut().enumerate() {
-            let Some(x) = (tile.x + c).checked_sub(1).filter(|&x| x < width) else {
+            let x = (tile.x + c) as isize - 1;
+            if !columns.contains(&x) {
                 continue;
-            };
-            let position = tile.origin + y * row_stride + x;
-            // SAFETY: an interior position of input block `block`.
+            }
+            let position = (tile.origin as isize + y * row_stride as isize + x) as usize;
+            // SAFETY: a position of the padded plane in input block `block`.
             let source = unsafe {
                 std::slice::from_raw_parts(
                     input.add(block * plan.block_len + position * LANES),

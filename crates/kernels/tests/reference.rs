@@ -26,7 +26,13 @@ fn check(
             let mut net = UNet::with_isa(isa, convs, pools).unwrap();
             net.set_threads(threads);
             let mut workspace = Workspace::new();
-            // Twice through one workspace: the second call must not see the first's values.
+            // Through one workspace after a pass on other values (large, so that anything
+            // left of them shows): a call must not see an earlier call's values, whose
+            // activations share memory with its own.
+            let other: Vec<f32> = input.iter().map(|v| 1e3 * v + 7.0).collect();
+            let mut output = vec![0f32; samples * voxels];
+            net.forward(&mut workspace, &other, samples, size, &mut output)
+                .unwrap();
             for round in 0..2 {
                 let mut output = vec![f32::NAN; samples * voxels];
                 net.forward(&mut workspace, &input, samples, size, &mut output)

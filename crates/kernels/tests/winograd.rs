@@ -3,6 +3,8 @@
 //! slotted input, several samples, one and two threads, ReLU on and off, every instruction
 //! set; then the whole paper network, Winograd against direct.
 
+mod common;
+
 use deepinterp_kernels::raw::{Geometry, Isa, Method, PackedConv, halo_for};
 use deepinterp_kernels::{ConvWeights, UNet, Workspace};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -304,4 +306,42 @@ fn paper_network_winograd_against_direct() {
         worst / scale
     );
     assert!(worst <= 3e-5 * scale, "relative error {}", worst / scale);
+}
+
+/// Inference on a Winograd first layer packs the input planes a band of rows at a time
+/// instead of packing the whole input: the same values as the training layout's forward pass
+/// (which packs it whole), bit for bit, and no input blocks held. Several samples, heights
+/// that are and are not multiples of the tile, bands spanning tile rows, one and two threads.
+#[test]
+fn banded_first_layer_matches_the_packed_input() {
+    let mut rng = StdRng::seed_from_u64(12);
+    let k = [1, 3, 3];
+    let convs = common::network(&mut rng, 20, &[16, 32], 32, &[k, k, k, k, k, [1, 1, 1]]);
+    let pools = [[1, 2, 2], [1, 2, 2]];
+    for isa in Isa::supported() {
+        for (size, samples) in [([1, 8, 8], 1), ([1, 42, 40], 3), ([1, 64, 128], 2)] {
+            let voxels: usize = size.iter().product();
+            let input: Vec<f32> = (0..samples * 20 * voxels)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            for threads in [1, 2] {
+                let mut net = UNet::with_method(isa, Method::Winograd, &convs, &pools).unwrap();
+                net.set_threads(threads);
+                let mut banded = vec![0f32; samples * voxels];
+                let mut inference = Workspace::new();
+                net.forward(&mut inference, &input, samples, size, &mut banded)
+                    .unwrap();
+                let mut packed = vec![0f32; samples * voxels];
+                let mut training = Workspace::new();
+                net.forward_for_training(&mut training, &input, samples, size, &mut packed)
+                    .unwrap();
+                let name = format!("{} {size:?}×{samples} threads {threads}", isa.name());
+                assert_eq!(banded, packed, "{name}");
+                assert!(
+                    inference.bytes() < training.bytes(),
+                    "{name}: the input was packed whole"
+                );
+            }
+        }
+    }
 }
