@@ -290,8 +290,12 @@ impl Winograd {
             while first < tiles.end {
                 let mut count = group.min(tiles.end - first);
                 if band.is_some() {
-                    // A band holds rows of one plane.
-                    count = count.min(per_plane - first % per_plane);
+                    // Groups end where a tile row (or, for narrow planes, a run of whole tile
+                    // rows) ends, so that consecutive groups read the same packed rows.
+                    let within = first % per_plane;
+                    let rows = (group / plan.tiles_x).max(1);
+                    let row_block_end = (within / plan.tiles_x + rows) * plan.tiles_x;
+                    count = count.min(row_block_end.min(per_plane) - within);
                 }
                 // SAFETY: `shared` points into the input and `output`, sized above; each
                 // thread writes only the interior positions of its own tiles.
@@ -447,6 +451,8 @@ struct Band<'a> {
     blocks: Vec<f32>,
     planes: &'a [&'a [f32]],
     band_tiles: Vec<TileAt>,
+    /// The sample and first tile row whose rows the band holds, and how many tile rows.
+    held: Option<(usize, usize, usize)>,
 }
 
 impl<'a> Band<'a> {
@@ -464,6 +470,7 @@ impl<'a> Band<'a> {
             geometry,
             planes,
             band_tiles: Vec::new(),
+            held: None,
         }
     }
 
@@ -480,13 +487,51 @@ impl<'a> Band<'a> {
             rows <= self.geometry.size[1],
             "a group taller than its band"
         );
+        let top = self.geometry.position(0, [0, 0, 0]);
+        // The rows the band already holds serve a group inside them: a band is packed once
+        // per tile row (or run of tile rows), whatever the number of groups reading it.
+        let (tile_row, tile_rows) = (first.y / M, rows / M);
+        let origin = match self.held {
+            Some((held_sample, held_row, held_rows))
+                if held_sample == sample
+                    && held_row <= tile_row
+                    && tile_row + tile_rows <= held_row + held_rows =>
+            {
+                (tile_row - held_row) * M
+            }
+            _ => {
+                self.pack_rows(conv, planes, first.y, rows, height, width);
+                self.held = Some((sample, tile_row, tile_rows));
+                0
+            }
+        };
+        let mut band_tiles = std::mem::take(&mut self.band_tiles);
+        band_tiles.clear();
+        band_tiles.extend(tiles.iter().map(|tile| TileAt {
+            origin: top,
+            y: tile.y - first.y + origin,
+            x: tile.x,
+        }));
+        band_tiles
+    }
+
+    /// Packs plane rows `y0 − 1..=y0 + rows` into band rows `−1..=rows` (zero past the
+    /// plane's edges).
+    fn pack_rows(
+        &mut self,
+        conv: &Winograd,
+        planes: &[&[f32]],
+        y0: usize,
+        rows: usize,
+        height: usize,
+        width: usize,
+    ) {
         let block_len = self.geometry.block_len();
         let row_stride = self.geometry.strides()[1];
         let top = self.geometry.position(0, [0, 0, 0]);
-        // Band rows −1..=rows are the plane's rows first.y − 1..=first.y + rows.
         for r in 0..rows + 2 {
             let at = (top + r * row_stride - row_stride) * LANES;
-            match (first.y + r).checked_sub(1).filter(|&y| y < height) {
+            match (y0 + r).checked_sub(1).filter(|&y| y < height) {
                 Some(y) => pack_row(
                     conv.isa,
                     planes,
@@ -503,14 +548,6 @@ impl<'a> Band<'a> {
                 }
             }
         }
-        let mut band_tiles = std::mem::take(&mut self.band_tiles);
-        band_tiles.clear();
-        band_tiles.extend(tiles.iter().map(|tile| TileAt {
-            origin: top,
-            y: tile.y - first.y,
-            x: tile.x,
-        }));
-        band_tiles
     }
 }
 

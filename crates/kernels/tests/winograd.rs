@@ -319,7 +319,13 @@ fn banded_first_layer_matches_the_packed_input() {
     let convs = common::network(&mut rng, 20, &[16, 32], 32, &[k, k, k, k, k, [1, 1, 1]]);
     let pools = [[1, 2, 2], [1, 2, 2]];
     for isa in Isa::supported() {
-        for (size, samples) in [([1, 8, 8], 1), ([1, 42, 40], 3), ([1, 64, 128], 2)] {
+        // Narrow planes (groups of whole tile rows) and a wide one (several groups per row).
+        for (size, samples) in [
+            ([1, 8, 8], 1),
+            ([1, 42, 40], 3),
+            ([1, 64, 128], 2),
+            ([1, 12, 600], 2),
+        ] {
             let voxels: usize = size.iter().product();
             let input: Vec<f32> = (0..samples * 20 * voxels)
                 .map(|_| rng.random_range(-1.0..1.0))
