@@ -17,7 +17,10 @@ pub fn pack_input(
     blocks: &mut [f32],
 ) {
     let plane: usize = geometry.size.iter().product();
-    let planes: Vec<&[f32]> = input.chunks_exact(plane).take(samples * channels).collect();
+    let planes: Vec<&[f32]> = input
+        .chunks_exact(plane.max(1))
+        .take(samples * channels)
+        .collect();
     pack_planes(isa, geometry, samples, channels, &planes, blocks);
 }
 
