@@ -264,7 +264,8 @@ impl Winograd {
         };
         let per_plane = plan.tiles_y * plan.tiles_x;
         let total = samples * depth * per_plane;
-        // Every thread gets at least one group; all groups but the last are full.
+        // Every thread gets at least one group. Reading channel blocks, all groups of a
+        // thread but its last are full; reading planes, groups also end with a tile row.
         let threads = threads.clamp(1, total.div_ceil(TILE_ALIGN));
         let per_thread = total.div_ceil(threads).next_multiple_of(TILE_ALIGN);
         let group = self.group_tiles().min(per_thread);
