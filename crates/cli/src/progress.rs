@@ -1,5 +1,7 @@
-//! Progress bars with rate and ETA (hidden when stderr is not a terminal).
+//! Showing the pipeline's progress on a terminal: a bar with rate and ETA for counted work
+//! (hidden when stderr is not a terminal), lines above it, and the interruption hint.
 
+use deepinterp_pipeline::Progress;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A bar counting `unit`s up to `total`.
@@ -17,30 +19,44 @@ pub fn bar(total: u64, message: &str, unit: &str) -> ProgressBar {
     bar
 }
 
-/// Peak resident memory of this process in MiB (Linux; `None` elsewhere).
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse::<f64>()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
-/// `", peak memory N MiB"` where it can be measured.
-pub fn peak_rss_note() -> String {
-    peak_rss_mib().map_or(String::new(), |mib| format!(", peak memory {mib:.0} MiB"))
-}
-
 /// Prints a line above the bar, or plainly when the bar is hidden (logs, CI).
 pub fn log(bar: &ProgressBar, line: String) {
     if bar.is_hidden() {
         eprintln!("{line}");
     } else {
         bar.println(line);
+    }
+}
+
+/// Shows one pipeline call's [`Progress`] on stderr.
+#[derive(Default)]
+pub struct Terminal {
+    bar: Option<ProgressBar>,
+}
+
+impl Terminal {
+    /// Shows one piece of news.
+    pub fn show(&mut self, progress: Progress<'_>) {
+        match progress {
+            Progress::Begin { label, total, unit } => self.bar = Some(bar(total, label, unit)),
+            Progress::Advance { done, note } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(done);
+                    if let Some(note) = note {
+                        bar.set_message(note);
+                    }
+                }
+            }
+            Progress::End => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+            }
+            Progress::Line(line) => match &self.bar {
+                Some(bar) => log(bar, line),
+                None => eprintln!("{line}"),
+            },
+            Progress::Resumable(hint) => crate::interrupt::set_hint(hint),
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::model::{Network, UNet, VolumeUNet};
 
 /// An implementation of the forward pass.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Engine {
     /// `deepinterp-kernels` on the CPU, whatever burn backend holds the weights.

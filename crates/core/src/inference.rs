@@ -20,6 +20,7 @@ use crate::sampling::{FrameBlock, Normalization, Window};
 
 /// What happens to frames whose window does not fit inside the recording.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum EdgeMode {
     /// Predict them too, from time-mirrored windows: output length = input length.

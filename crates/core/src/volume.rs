@@ -334,6 +334,7 @@ impl TimeEdges {
 
 /// How a run is denoised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum VolumeMode {
     /// One block per voxel and time point, keeping its centre, with zeros beyond the run's

@@ -6,10 +6,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use deepinterp_io::open_movie;
 
-use crate::{
-    DemoArgs, DenoiseArgs, DtypeArg, EdgesArg, EvaluateArgs, ModeArg, RawArgs, Simulate2pArgs,
-    SimulateEphysArgs, TrainArgs, WindowArgs,
-};
+use deepinterp::training::TrainOptions;
+use deepinterp_pipeline::{DenoiseRequest, EvaluateRequest, OutputDtype, TrainRequest};
+
+use crate::args::{DemoArgs, EvaluateArgs, Simulate2pArgs, SimulateEphysArgs};
 
 /// Frames shown in the trace panel of the comparison figure.
 const TRACE_FRAMES: usize = 400;
@@ -49,28 +49,35 @@ fn movie_demo(args: &DemoArgs) -> Result<()> {
         photons: None,
         neurons: None,
         motion: 0.0,
-        dtype: DtypeArg::Int16,
+        dtype: OutputDtype::Int16,
         seed: args.seed,
     })?;
 
     eprintln!("2/4 train: budget {} min", args.train_minutes);
-    super::train(&TrainArgs {
-        steps: Some(100_000),
-        max_minutes: Some(args.train_minutes),
-        ..default_train_args(noisy.clone(), model.clone(), args.seed)
-    })?;
+    super::train(&demo_training(
+        &noisy,
+        &model,
+        TrainOptions {
+            steps: Some(100_000),
+            max_minutes: Some(args.train_minutes),
+            seed: Some(args.seed),
+            ..TrainOptions::default()
+        },
+    ))?;
 
     eprintln!("3/4 denoise");
-    super::denoise(&DenoiseArgs {
-        dtype: Some(DtypeArg::Float32),
-        ..default_denoise_args(&noisy, &denoised, &model)
+    super::denoise(&DenoiseRequest {
+        dtype: Some(OutputDtype::Float32),
+        ..DenoiseRequest::new(noisy.clone(), denoised.clone(), model.clone())
     })?;
 
     eprintln!("4/4 evaluate");
-    super::evaluate(&EvaluateArgs {
-        offset: 0,
-        ..default_evaluate_args(&noisy, &denoised, &clean, &path("report.json"))
-    })?;
+    super::evaluate(&default_evaluate_args(
+        &noisy,
+        &denoised,
+        &clean,
+        &path("report.json"),
+    ))?;
     let figure = path("comparison.png");
     comparison_figure(&noisy, &denoised, &clean, &figure)?;
     eprintln!(
@@ -110,26 +117,30 @@ fn ephys_demo(args: &DemoArgs) -> Result<()> {
     let samples = (args.seconds * SAMPLE_RATE_HZ).round() as usize;
 
     eprintln!("2/4 train: budget {} min", args.train_minutes);
-    super::train(&TrainArgs {
-        steps: Some(100_000),
-        max_minutes: Some(args.train_minutes),
-        steps_per_epoch: Some(100),
-        ..default_train_args(noisy.clone(), model.clone(), args.seed)
-    })?;
+    super::train(&demo_training(
+        &noisy,
+        &model,
+        TrainOptions {
+            steps: Some(100_000),
+            max_minutes: Some(args.train_minutes),
+            steps_per_epoch: Some(100),
+            seed: Some(args.seed),
+            ..TrainOptions::default()
+        },
+    ))?;
 
     // The last second lies in the held-out validation tail (the last 10%).
     let first = samples - SAMPLE_RATE_HZ as usize;
     eprintln!("3/4 denoise the last second (samples {first}..{samples})");
-    super::denoise(&DenoiseArgs {
+    super::denoise(&DenoiseRequest {
         start_frame: first,
-        ..default_denoise_args(&noisy, &denoised, &model)
+        ..DenoiseRequest::new(noisy.clone(), denoised.clone(), model.clone())
     })?;
 
     eprintln!("4/4 evaluate");
-    super::evaluate(&EvaluateArgs {
-        offset: first,
-        ..default_evaluate_args(&noisy, &denoised, &clean, &path("report.json"))
-    })?;
+    let mut evaluation = default_evaluate_args(&noisy, &denoised, &clean, &path("report.json"));
+    evaluation.request.offset = first;
+    super::evaluate(&evaluation)?;
     eprintln!(
         "files in {}: noisy.bin/.meta (+ spikes.csv, units.csv), clean.bin/.meta, model.dimodel (+ loss CSV/PNG), denoised.bin/.meta, report.json",
         args.out.display()
@@ -137,26 +148,7 @@ fn ephys_demo(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// Denoising arguments with every setting left to its default.
-fn default_denoise_args(input: &Path, output: &Path, model: &Path) -> DenoiseArgs {
-    DenoiseArgs {
-        input: input.to_path_buf(),
-        raw: RawArgs::default(),
-        output: output.to_path_buf(),
-        model: model.to_path_buf(),
-        edges: EdgesArg::Keep,
-        dtype: None,
-        batch_size: None,
-        start_frame: 0,
-        end_frame: None,
-        stats_frames: None,
-        window: WindowArgs::default(),
-        mode: ModeArg::Fast,
-        engine: None,
-    }
-}
-
-/// Evaluation arguments against the ground truth, writing `report`.
+/// Evaluation against the ground truth, writing `report`.
 fn default_evaluate_args(
     noisy: &Path,
     denoised: &Path,
@@ -164,48 +156,24 @@ fn default_evaluate_args(
     report: &Path,
 ) -> EvaluateArgs {
     EvaluateArgs {
-        noisy: noisy.to_path_buf(),
-        denoised: denoised.to_path_buf(),
-        clean: Some(clean.to_path_buf()),
-        spikes: None,
-        raw: RawArgs::default(),
-        offset: 0,
-        brain_threshold: None,
+        request: EvaluateRequest {
+            noisy: noisy.to_path_buf(),
+            denoised: denoised.to_path_buf(),
+            clean: Some(clean.to_path_buf()),
+            report: Some(report.to_path_buf()),
+            ..EvaluateRequest::default()
+        },
         json: false,
-        report: Some(report.to_path_buf()),
     }
 }
 
-/// Training arguments with every setting left to its default.
-fn default_train_args(
-    input: std::path::PathBuf,
-    output: std::path::PathBuf,
-    seed: u64,
-) -> TrainArgs {
-    TrainArgs {
-        inputs: vec![input],
-        raw: RawArgs::default(),
-        output,
-        arch: None,
-        steps: None,
-        max_minutes: None,
-        window: WindowArgs::default(),
-        loss: None,
-        optimizer: None,
-        learning_rate: None,
-        lr_halving_epochs: None,
-        batch_size: None,
-        steps_per_epoch: None,
-        patch_size: None,
-        validation: Vec::new(),
-        validation_fraction: None,
-        validation_samples: None,
-        stats_frames: None,
-        resume: false,
+/// Training on `noisy` into `model` with `options`, the rest at the preset's defaults.
+fn demo_training(noisy: &Path, model: &Path, options: TrainOptions) -> TrainRequest {
+    TrainRequest {
+        options,
         // The demo owns its folder: a second demo replaces the first one's model.
         overwrite: true,
-        config: None,
-        seed: Some(seed),
+        ..TrainRequest::new(vec![noisy.to_path_buf()], model.to_path_buf())
     }
 }
 

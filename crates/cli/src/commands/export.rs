@@ -7,8 +7,9 @@ use anyhow::Result;
 use deepinterp::model::{export_keras, load_model};
 use deepinterp_io::output::OutputGuard;
 
-use crate::backend::Infer;
-use crate::{ExportArgs, ExportFormat};
+use deepinterp_pipeline::backend::Infer;
+
+use crate::args::{ExportArgs, ExportFormat};
 
 pub fn export(args: &ExportArgs) -> Result<()> {
     OutputGuard::new()

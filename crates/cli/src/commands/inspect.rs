@@ -25,10 +25,10 @@ use deepinterp_io::nifti::open_volume;
 use deepinterp_io::open_movie;
 use serde::Serialize;
 
-use super::train::{DEFAULT_ARCH, DEFAULT_EPHYS_ARCH, DEFAULT_FMRI_ARCH};
-use crate::InspectArgs;
-use crate::backend::Infer;
-use crate::recording::modality_of;
+use deepinterp_pipeline::backend::Infer;
+use deepinterp_pipeline::{Preset, modality_of};
+
+use crate::args::InspectArgs;
 
 /// Side of the square crop a two-photon frame is timed on: big enough that the network's
 /// cost per pixel is that of a full frame, small enough that inspecting stays quick.
@@ -401,12 +401,12 @@ fn network_shape(config: &NetworkConfig) -> NetworkShape {
 /// fraction of a frame.
 fn estimate_movie(frames: usize, height: usize, width: usize) -> Result<Estimate> {
     let window = Modality::TwoPhoton.default_window();
-    let (config, _) = architecture_config(DEFAULT_ARCH, &window)?;
+    let (config, _) = architecture_config(Preset::of(Modality::TwoPhoton).architecture, &window)?;
     let (crop_height, crop_width) = (height.min(MOVIE_CROP_SIDE), width.min(MOVIE_CROP_SIDE));
     let shape = vec![1, config.in_channels(), crop_height, crop_width];
     let frame_fraction = (crop_height * crop_width) as f64 / (height * width) as f64;
     timed_estimate(
-        DEFAULT_ARCH,
+        Preset::of(Modality::TwoPhoton).architecture,
         window,
         &config,
         shape,
@@ -420,7 +420,7 @@ fn estimate_movie(frames: usize, height: usize, width: usize) -> Result<Estimate
 /// to what the network's pooling needs, as `denoise` lays them out.
 fn estimate_ephys(samples: usize, neural_channels: usize) -> Result<Estimate> {
     let window = Modality::Ephys.default_window();
-    let (config, _) = architecture_config(DEFAULT_EPHYS_ARCH, &window)?;
+    let (config, _) = architecture_config(Preset::of(Modality::Ephys).architecture, &window)?;
     let row_multiple = match &config {
         NetworkConfig::Planar(planar) => planar.size_multiple()[0],
         NetworkConfig::Volumetric(_) => 1,
@@ -428,7 +428,7 @@ fn estimate_ephys(samples: usize, neural_channels: usize) -> Result<Estimate> {
     let rows = neural_channels.max(1).next_multiple_of(row_multiple.max(1));
     let shape = vec![EPHYS_BATCH, config.in_channels(), rows, 2];
     timed_estimate(
-        DEFAULT_EPHYS_ARCH,
+        Preset::of(Modality::Ephys).architecture,
         window,
         &config,
         shape,
@@ -442,7 +442,7 @@ fn estimate_ephys(samples: usize, neural_channels: usize) -> Result<Estimate> {
 /// keep a `fast_kept` sub-cube (4 voxels per axis for the paper's block).
 fn estimate_fmri(shape: [usize; 3], frames: usize) -> Result<Estimate> {
     let window = Modality::Fmri.default_window();
-    let (config, _) = architecture_config(DEFAULT_FMRI_ARCH, &window)?;
+    let (config, _) = architecture_config(Preset::of(Modality::Fmri).architecture, &window)?;
     let block = VolumeBlock::paper(None)?;
     let blocks_per_volume: usize = (0..3)
         .map(|axis| shape[axis].div_ceil(fast_kept(&block, axis).len().max(1)))
@@ -456,7 +456,7 @@ fn estimate_fmri(shape: [usize; 3], frames: usize) -> Result<Estimate> {
         sides[2],
     ];
     timed_estimate(
-        DEFAULT_FMRI_ARCH,
+        Preset::of(Modality::Fmri).architecture,
         window,
         &config,
         input_shape,
@@ -487,7 +487,11 @@ fn timed_estimate(
             .to_vec()
             .map_err(|e| anyhow::anyhow!("cannot read random input: {e:?}"))?;
     // The engine `denoise` uses by default, so the estimate is what a user gets.
-    let mut forward = Forward::new(&network, crate::backend::DEFAULT_ENGINE, &device)?;
+    let mut forward = Forward::new(
+        &network,
+        deepinterp_pipeline::backend::DEFAULT_ENGINE,
+        &device,
+    )?;
     let engine = forward.engine().name();
     let mut call = || -> Result<f64> {
         let started = Instant::now();

@@ -15,17 +15,3 @@ pub use export::export;
 pub use inspect::inspect;
 pub use simulate::{simulate_2p, simulate_ephys, simulate_fmri};
 pub use train::{finetune, train};
-
-use deepinterp_io::Dtype;
-
-use crate::DtypeArg;
-
-impl From<DtypeArg> for Dtype {
-    fn from(value: DtypeArg) -> Self {
-        match value {
-            DtypeArg::Float32 => Dtype::F32,
-            DtypeArg::Int16 => Dtype::I16,
-            DtypeArg::Uint16 => Dtype::U16,
-        }
-    }
-}

@@ -13,8 +13,10 @@ use deepinterp_sim::{
     EphysConfig, EphysSimulator, FmriConfig, FmriSimulator, TwoPhotonConfig, TwoPhotonSimulator,
 };
 
+use deepinterp_pipeline::denoise::clipped_note;
+
+use crate::args::{Simulate2pArgs, SimulateEphysArgs, SimulateFmriArgs};
 use crate::progress;
-use crate::{Simulate2pArgs, SimulateEphysArgs, SimulateFmriArgs};
 
 /// Frames rendered and written per chunk.
 const CHUNK_FRAMES: usize = 64;
@@ -117,15 +119,6 @@ fn checked_plane(args: &Simulate2pArgs) -> Result<usize> {
 impl Simulate2pArgs {
     fn dtype_name(&self) -> String {
         Dtype::from(self.dtype).to_string()
-    }
-}
-
-/// A note about values clipped to an integer type's range (empty when none were).
-pub fn clipped_note(clipped: u64) -> String {
-    if clipped == 0 {
-        String::new()
-    } else {
-        format!("; {clipped} values were clipped to the output type's range")
     }
 }
 

@@ -16,48 +16,98 @@ use crate::sampling::{MAX_WINDOW_SPAN, Window};
 /// Largest settings file read: a real one is a few hundred bytes.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// The keys of a training-settings file; `None` where the file does not set one.
+/// The settings of a training run as a user gives them, every one optional: the keys of a
+/// training-settings file (TOML, underscores for dashes), the flags of `deepinterp train`
+/// (with the `clap` feature) and the keyword arguments of the Python `train`. A front end
+/// fills it; `deepinterp-pipeline` resolves it (flags over file over the modality's preset)
+/// into [`super::TrainSettings`].
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 #[serde(deny_unknown_fields)]
-pub struct TrainConfigFile {
-    /// `--arch`.
+pub struct TrainOptions {
+    /// Architecture: two-photon unet_single_1024 (the paper's) or unet-d<depth>-w<width>;
+    /// ephys unet_single_ephys_1024 (the paper's) or unet-ephys-d<depth>-w<width>.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub arch: Option<String>,
-    /// `--steps`.
+    /// Optimiser steps.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub steps: Option<usize>,
-    /// `--max-minutes`.
+    /// Stop after this many minutes (the model so far is saved).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     pub max_minutes: Option<f64>,
-    /// `--pre-frames`.
+    /// Frames before the predicted frame.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub pre_frames: Option<usize>,
-    /// `--post-frames`.
+    /// Frames after the predicted frame.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub post_frames: Option<usize>,
-    /// `--omitted-frames`.
+    /// Frames left out on each side of the predicted frame.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub omitted_frames: Option<usize>,
-    /// `--loss` ("l1" or "l2").
+    /// Loss: l1 (paper default) or l2.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub loss: Option<Loss>,
-    /// `--optimizer` ("rmsprop" or "adam").
+    /// Optimiser: rmsprop (paper; default for 2P and ephys) or adam (default for fMRI).
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub optimizer: Option<OptimizerKind>,
-    /// `--learning-rate`.
+    /// Learning rate.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     pub learning_rate: Option<f64>,
-    /// `--lr-halving-epochs`.
+    /// Halve the learning rate every N epochs.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub lr_halving_epochs: Option<usize>,
-    /// `--batch-size`.
+    /// Samples per step.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub batch_size: Option<usize>,
-    /// `--steps-per-epoch`.
+    /// Steps per epoch (validation, checkpoint and loss history each epoch).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub steps_per_epoch: Option<usize>,
-    /// `--patch-size` (0: whole frames).
+    /// Side of square training crops; 0 trains on whole frames (the default for ephys).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub patch_size: Option<usize>,
-    /// `--validation-fraction` (0: no validation).
+    /// Fraction of each input held out for validation when no validation recording is given
+    /// (0: no validation).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     pub validation_fraction: Option<f64>,
-    /// `--validation-samples`.
+    /// Fixed validation samples scored after each epoch (default 16; ephys 512).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub validation_samples: Option<usize>,
-    /// `--stats-frames`.
+    /// Frames (samples, for ephys) from the head of each file for the normalisation
+    /// statistics (default 100; ephys 200000).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub stats_frames: Option<usize>,
-    /// `--seed`.
+    /// Random seed.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub seed: Option<u64>,
 }
 
+impl TrainOptions {
+    /// These options, with `base`'s where these leave one unset (flags over a file).
+    pub fn over(&self, base: &TrainOptions) -> TrainOptions {
+        TrainOptions {
+            arch: self.arch.clone().or_else(|| base.arch.clone()),
+            steps: self.steps.or(base.steps),
+            max_minutes: self.max_minutes.or(base.max_minutes),
+            pre_frames: self.pre_frames.or(base.pre_frames),
+            post_frames: self.post_frames.or(base.post_frames),
+            omitted_frames: self.omitted_frames.or(base.omitted_frames),
+            loss: self.loss.or(base.loss),
+            optimizer: self.optimizer.or(base.optimizer),
+            learning_rate: self.learning_rate.or(base.learning_rate),
+            lr_halving_epochs: self.lr_halving_epochs.or(base.lr_halving_epochs),
+            batch_size: self.batch_size.or(base.batch_size),
+            steps_per_epoch: self.steps_per_epoch.or(base.steps_per_epoch),
+            patch_size: self.patch_size.or(base.patch_size),
+            validation_fraction: self.validation_fraction.or(base.validation_fraction),
+            validation_samples: self.validation_samples.or(base.validation_samples),
+            stats_frames: self.stats_frames.or(base.stats_frames),
+            seed: self.seed.or(base.seed),
+        }
+    }
+}
+
 /// Reads and checks a training-settings file; its size is bounded before it is read.
-pub fn read_train_config(path: &Path) -> Result<TrainConfigFile, EngineError> {
+pub fn read_train_config(path: &Path) -> Result<TrainOptions, EngineError> {
     // A FIFO would block and a device never end: only regular files are read.
     deepinterp_io::movie::require_file(path)?;
     let file = std::fs::File::open(path).map_err(|e| EngineError::os(path, e))?;
@@ -77,8 +127,8 @@ pub fn read_train_config(path: &Path) -> Result<TrainConfigFile, EngineError> {
 }
 
 /// Parses and checks the text of a training-settings file; `path` names it in messages.
-pub fn parse_train_config(path: &Path, text: &str) -> Result<TrainConfigFile, EngineError> {
-    let config: TrainConfigFile = toml::from_str(text).map_err(|e| {
+pub fn parse_train_config(path: &Path, text: &str) -> Result<TrainOptions, EngineError> {
+    let config: TrainOptions = toml::from_str(text).map_err(|e| {
         // toml's message quotes the offending key or value: keep it on one line and free
         // of control bytes.
         let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
@@ -102,7 +152,7 @@ fn file_error(path: &Path, reason: String) -> EngineError {
     }
 }
 
-impl TrainConfigFile {
+impl TrainOptions {
     /// The rules of [`super::TrainSettings::validate`] for the keys the file sets.
     fn check(&self, path: &Path) -> Result<(), EngineError> {
         let bad = |key: &str, rule: &str, got: String| {
@@ -188,7 +238,7 @@ impl TrainConfigFile {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<TrainConfigFile, String> {
+    fn parse(text: &str) -> Result<TrainOptions, String> {
         parse_train_config(Path::new("run.toml"), text).map_err(|e| e.to_string())
     }
 
@@ -201,7 +251,7 @@ mod tests {
         assert_eq!(config.loss, Some(Loss::L2));
         assert_eq!(config.optimizer, Some(OptimizerKind::Adam));
         assert_eq!(config.steps, Some(10));
-        assert_eq!(parse("").unwrap(), TrainConfigFile::default());
+        assert_eq!(parse("").unwrap(), TrainOptions::default());
     }
 
     #[test]

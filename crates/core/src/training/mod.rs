@@ -28,7 +28,7 @@ mod identity;
 mod kernel_op;
 mod volumes;
 
-pub use config::{TrainConfigFile, parse_train_config, read_train_config};
+pub use config::{TrainOptions, parse_train_config, read_train_config};
 pub use identity::{InputFingerprint, RunIdentity, fingerprint_input};
 pub use kernel_op::{UNetTrainOps, kernels_forward, train_engine};
 
@@ -42,6 +42,7 @@ use crate::volume::VolumeBlock;
 
 /// Loss between prediction and target, averaged over every output pixel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Loss {
     /// Mean absolute error (the paper's default).
@@ -52,9 +53,11 @@ pub enum Loss {
 
 /// The optimiser.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// RMSprop as in Keras (rho 0.9, eps 1e-7, no momentum): the paper's.
+    #[cfg_attr(feature = "clap", value(name = "rmsprop"))]
     RmsProp,
     /// Adam (beta 0.9/0.999, eps 1e-7).
     Adam,

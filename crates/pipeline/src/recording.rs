@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
 use deepinterp::inference::DenoisePlan;
 use deepinterp::model::Modality;
 use deepinterp::probe::{GridRecording, GridWriter};
@@ -16,12 +15,29 @@ use deepinterp_io::ephys::{
 use deepinterp_io::nifti::is_nifti_path;
 use deepinterp_io::{Dtype, MovieInfo, MovieReader, MovieWriter, create_movie, open_movie};
 
-use crate::RawArgs;
+use crate::error::{Result, ensure, refuse};
 
-/// Sample rate assumed for a headerless raw file when `--sample-rate` is not given.
+/// Sample rate assumed for a headerless raw file when none is given.
 pub const DEFAULT_SAMPLE_RATE_HZ: f64 = 30_000.0;
 
-impl RawArgs {
+/// How to read a headerless raw extracellular file (`.dat`/`.bin`/`.raw` with no `.meta` or
+/// `structure.oebin` beside it), and Open Ephys legacy files of unequal length.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct RawOptions {
+    /// Channels interleaved in a headerless raw file.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = crate::parse::at_least_one))]
+    pub channels: Option<usize>,
+    /// Sample rate in Hz of a headerless raw file (default 30000).
+    #[cfg_attr(feature = "clap", arg(long, value_parser = crate::parse::positive_f64))]
+    pub sample_rate: Option<f64>,
+    /// Open Ephys legacy: read channel files of unequal length up to the shortest one
+    /// (without it, unequal lengths are an error).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub cut_to_shortest: bool,
+}
+
+impl RawOptions {
     /// How to open an extracellular recording.
     pub fn ephys_options(&self) -> EphysOptions {
         EphysOptions {
@@ -30,7 +46,7 @@ impl RawArgs {
         }
     }
 
-    /// The layout of a headerless raw file, when `--channels` says it.
+    /// The layout of a headerless raw file, when the channel count is given.
     pub fn layout(&self) -> Option<RawLayout> {
         self.channels.map(|channels| RawLayout {
             channels,
@@ -51,13 +67,14 @@ pub fn modality_of(path: &Path) -> Modality {
     }
 }
 
-/// The modality shared by all `paths`; mixing modalities is an error.
+/// The modality shared by all `paths` (two-photon when there are none); mixing modalities
+/// is an error.
 pub fn common_modality<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<Modality> {
     let mut found: Option<(Modality, &Path)> = None;
     for path in paths {
         let modality = modality_of(path);
         match found {
-            Some((first, first_path)) if first != modality => bail!(
+            Some((first, first_path)) if first != modality => refuse!(
                 "{}: a {} recording, but {} is {}: inputs must be of one modality",
                 path.display(),
                 modality.name(),
@@ -71,7 +88,7 @@ pub fn common_modality<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<
     Ok(found.map_or(Modality::TwoPhoton, |(modality, _)| modality))
 }
 
-/// An opened recording.
+/// An opened frame recording: what the engine denoises and trains on frame by frame.
 pub enum Recording {
     /// A two-photon movie.
     Movie(Box<dyn MovieReader>),
@@ -82,10 +99,10 @@ pub enum Recording {
 impl Recording {
     /// Opens `path`; an ephys grid gets rows in multiples of `row_multiple` (the network's
     /// pooling along the probe).
-    pub fn open(path: &Path, raw: &RawArgs, row_multiple: usize) -> Result<Self> {
+    pub fn open(path: &Path, raw: &RawOptions, row_multiple: usize) -> Result<Self> {
         Ok(match modality_of(path) {
             Modality::TwoPhoton => Recording::Movie(open_movie(path)?),
-            Modality::Fmri => bail!(
+            Modality::Fmri => refuse!(
                 "{}: an fMRI run is read as volumes, not frames",
                 path.display()
             ),
@@ -94,6 +111,14 @@ impl Recording {
                 row_multiple,
             ))),
         })
+    }
+
+    /// What one frame is called in messages: "frames" or (ephys) "samples".
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Recording::Movie(_) => "frames",
+            Recording::Ephys(_) => "samples",
+        }
     }
 
     /// The engine's view: frames (time samples, for ephys).
@@ -132,12 +157,11 @@ impl Recording {
     ) -> Result<Box<dyn MovieWriter>> {
         match self {
             Recording::Ephys(grid) if is_ephys_path(output) => {
-                if plan.head_zero_frames > 0 {
-                    bail!(
-                        "{}: --edges drop-pad-head writes zero samples that are not in the recording; use keep or drop for ephys files",
-                        output.display()
-                    );
-                }
+                ensure!(
+                    plan.head_zero_frames == 0,
+                    "{}: --edges drop-pad-head writes zero samples that are not in the recording; use keep or drop for ephys files",
+                    output.display()
+                );
                 let writer = create_ephys_like(
                     grid.ephys(),
                     output,
