@@ -8,7 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    model_header, peak_mib, run, run_ok, s, shared, simulate_ephys as simulate, train_briefly,
+    fixture, model_header, peak_mib, run, run_ok, s, shared_or_skip, simulate_ephys as simulate,
+    train_briefly,
 };
 use deepinterp_io::ephys::open_ephys;
 use deepinterp_io::open_movie;
@@ -39,17 +40,23 @@ fn read_samples(path: &Path) -> (usize, usize, Vec<f32>) {
 
 #[test]
 fn denoise_drop_of_a_raw_dat_reproduces_the_original_output() {
+    let Some([model, golden_output]) = shared_or_skip([
+        "fixtures/keras/model_unet_single_ephys_1024.h5",
+        "fixtures/keras/ephys_e2e_output.h5",
+    ]) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("denoised.h5");
     run_ok(&[
         "denoise",
-        s(&shared("fixtures/keras/ephys_input_raw_400x384_int16.dat")),
+        s(&fixture("keras/ephys_input_raw_400x384_int16.dat")),
         "--channels",
         "384",
         "--sample-rate",
         "30000",
         "--model",
-        s(&shared("fixtures/keras/model_unet_single_ephys_1024.h5")),
+        s(&model),
         "--edges",
         "drop",
         "-o",
@@ -63,7 +70,7 @@ fn denoise_drop_of_a_raw_dat_reproduces_the_original_output() {
         ((info.frames, info.height, info.width), values)
     };
     let (shape, ours) = read_all(&output);
-    let (golden_shape, golden) = read_all(&shared("fixtures/keras/ephys_e2e_output.h5"));
+    let (golden_shape, golden) = read_all(&golden_output);
     assert_eq!(shape, golden_shape, "the original's [samples, 384, 2] grid");
     let diff = ours
         .iter()
@@ -141,7 +148,7 @@ fn simulated_spikeglx_recording_trains_and_denoises_into_its_own_layout() {
 fn real_tetrode_and_open_ephys_legacy_recordings_denoise() {
     let dir = tempfile::tempdir().unwrap();
     // A 4-channel tetrode in a headerless file: padded to the network's rows, not rejected.
-    let tetrode = shared("data/ephys/tdc_locust_trial_01.raw");
+    let tetrode = fixture("data/ephys/tdc_locust_trial_01_first30000.raw");
     let raw = ["--channels", "4", "--sample-rate", "15000"];
     let model = tiny_ephys_model(dir.path(), &tetrode, "tetrode.dimodel", &raw);
     let output = dir.path().join("tetrode-denoised.dat");
@@ -160,7 +167,7 @@ fn real_tetrode_and_open_ephys_legacy_recordings_denoise() {
     assert_eq!(std::fs::metadata(&output).unwrap().len(), 3000 * 4 * 2);
 
     // Open Ephys legacy: 16 big-endian .continuous files, written out as one raw .dat.
-    let legacy = shared("data/ephys/openephys_example_data_v0.6.7");
+    let legacy = fixture("data/ephys/openephys_example_data_v0.6.7");
     let model = tiny_ephys_model(dir.path(), &legacy, "legacy.dimodel", &[]);
     let output = dir.path().join("legacy-denoised.dat");
     run_ok(&[
@@ -186,9 +193,15 @@ fn stderr_of(args: &[&str]) -> String {
 
 #[test]
 fn ephys_mistakes_get_one_line_errors_and_no_output() {
+    let Some([ephys_model, movie_model, movie]) = shared_or_skip([
+        "fixtures/keras/model_unet_single_ephys_1024.h5",
+        "fixtures/keras/model_unet_single_1024.h5",
+        "data/2p/allen_ophys_etl_movie_100x100x100.h5",
+    ]) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
-    let golden = shared("fixtures/keras/ephys_input_raw_400x384_int16.dat");
-    let ephys_model = shared("fixtures/keras/model_unet_single_ephys_1024.h5");
+    let golden = fixture("keras/ephys_input_raw_400x384_int16.dat");
     let output = dir.path().join("out.bin");
 
     // A headerless file needs its channel count.
@@ -225,14 +238,13 @@ fn ephys_mistakes_get_one_line_errors_and_no_output() {
         "--channels",
         "384",
         "--model",
-        s(&shared("fixtures/keras/model_unet_single_1024.h5")),
+        s(&movie_model),
         "-o",
         s(&output),
     ]);
     assert!(stderr.contains("2p model"), "{stderr}");
 
     // An ephys architecture for a movie, and mixed modalities.
-    let movie = shared("data/2p/allen_ophys_etl_movie_100x100x100.h5");
     let model = dir.path().join("m.dimodel");
     let stderr = stderr_of(&[
         "train",

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{model_header, run, run_ok, s, shared, simulate, tiny_model};
+use common::{fixture, model_header, run, run_ok, s, shared_or_skip, simulate, tiny_model};
 use deepinterp::backend::Cpu;
 use deepinterp::model::load_model;
 
@@ -121,6 +121,9 @@ fn a_frozen_encoder_keeps_its_weights() {
 
 #[test]
 fn the_original_keras_model_is_a_starting_point() {
+    let Some([keras_model]) = shared_or_skip(["fixtures/keras/model_unet_single_1024.h5"]) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (movie, _) = simulate(dir.path(), 70, 32, 5);
     let tuned = dir.path().join("tuned.dimodel");
@@ -128,7 +131,7 @@ fn the_original_keras_model_is_a_starting_point() {
         "finetune",
         s(&movie),
         "--model",
-        s(&shared("fixtures/keras/model_unet_single_1024.h5")),
+        s(&keras_model),
         "-o",
         s(&tuned),
         "--steps",
@@ -170,7 +173,7 @@ fn finetuning_refuses_what_the_model_cannot_keep() {
     check(&["--pre-frames", "5"], &base, "a fine-tuned model keeps it");
     check(
         &[],
-        &shared("fixtures/keras/model_fmri_unet_denoiser.h5"),
+        &fixture("keras/model_fmri_unet_denoiser.h5"),
         "a fmri model, but the inputs are 2p recordings",
     );
     assert!(!out.exists());

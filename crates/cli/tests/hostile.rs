@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{s, shared, simulate, tiny_model, train_briefly};
+use common::{fixture, s, simulate, tiny_model, train_briefly};
 use flate2::Compression;
 use flate2::write::{GzEncoder, ZlibEncoder};
 
@@ -1878,7 +1878,7 @@ fn hostile_inputs_get_one_clean_line_bounded_memory_and_no_output() {
         movie,
         model,
         ephys_model,
-        fmri_model: shared("fixtures/keras/model_fmri_unet_denoiser.h5"),
+        fmri_model: fixture("keras/model_fmri_unet_denoiser.h5"),
     };
 
     // The harness itself: a valid run under the same limits succeeds, so the limits do not

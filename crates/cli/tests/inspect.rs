@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{run, s, shared, simulate, tiny_model};
+use common::{fixture, run, s, shared_or_skip, simulate, tiny_model};
 use serde_json::Value;
 
 /// `inspect --json FILE EXTRA...`, parsed.
@@ -41,9 +41,16 @@ fn assert_estimate(report: &Value, architecture: &str, unit: &str, units: u64) {
     assert!(seconds.is_finite() && seconds > 0.0, "{report}");
 }
 
+/// The paper's two-photon and Neuropixels models (in `../shared` only).
 #[test]
 fn keras_models_report_architecture_parameters_window_and_block() {
-    let movie = inspect_json(&shared("fixtures/keras/model_unet_single_1024.h5"), &[]);
+    let Some([movie_model, ephys_model]) = shared_or_skip([
+        "fixtures/keras/model_unet_single_1024.h5",
+        "fixtures/keras/model_unet_single_ephys_1024.h5",
+    ]) else {
+        return;
+    };
+    let movie = inspect_json(&movie_model, &[]);
     assert_eq!(movie["kind"], "model");
     assert_eq!(movie["format"], "keras");
     assert_eq!(movie["architecture"], "unet_single_1024");
@@ -60,32 +67,30 @@ fn keras_models_report_architecture_parameters_window_and_block() {
         "{movie}"
     );
 
-    let ephys = inspect_json(
-        &shared("fixtures/keras/model_unet_single_ephys_1024.h5"),
-        &[],
-    );
+    let ephys = inspect_json(&ephys_model, &[]);
     assert_eq!(ephys["architecture"], "unet_single_ephys_1024");
     assert_eq!(ephys["parameters"], 5_253_057);
     assert_eq!(ephys["modality"], "ephys");
     assert_eq!(window(&ephys), [30, 30, 1]);
 
-    let fmri = inspect_json(&shared("fixtures/keras/model_fmri_unet_denoiser.h5"), &[]);
+    // Without --json: one aligned line per fact.
+    let output = run(&["inspect", s(&movie_model)]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("15,704,769"), "{text}");
+    assert!(text.contains("original Keras .h5"), "{text}");
+}
+
+/// The paper's fMRI model: its architecture, parameters and block.
+#[test]
+fn the_keras_fmri_model_reports_its_block() {
+    let fmri = inspect_json(&fixture("keras/model_fmri_unet_denoiser.h5"), &[]);
     assert_eq!(fmri["architecture"], "fmri_unet_denoiser");
     assert_eq!(fmri["parameters"], 44_369);
     assert_eq!(fmri["modality"], "fmri");
     assert_eq!(fmri["network"]["type"], "volumetric");
     assert_eq!(fmri["block"]["radius"], serde_json::json!([3, 3, 3]));
     assert_eq!(fmri["block"]["hole"], 4);
-
-    // Without --json: one aligned line per fact.
-    let output = run(&[
-        "inspect",
-        s(&shared("fixtures/keras/model_unet_single_1024.h5")),
-    ]);
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{text}");
-    assert!(text.contains("15,704,769"), "{text}");
-    assert!(text.contains("original Keras .h5"), "{text}");
 }
 
 #[test]
@@ -143,7 +148,7 @@ fn a_trained_model_shows_its_training_summary_and_file_version() {
 
 #[test]
 fn a_movie_reports_its_shape_and_an_estimated_denoise_time() {
-    let report = inspect_json(&shared("fixtures/keras/ophys_input_movie.h5"), &[]);
+    let report = inspect_json(&fixture("keras/ophys_input_movie.h5"), &[]);
     assert_eq!(report["kind"], "recording");
     assert_eq!(report["modality"], "2p");
     assert_eq!(report["format"], "HDF5");
@@ -158,7 +163,7 @@ fn a_movie_reports_its_shape_and_an_estimated_denoise_time() {
         serde_json::json!([1, 60, 64, 64])
     );
 
-    let output = run(&["inspect", s(&shared("fixtures/keras/ophys_input_movie.h5"))]);
+    let output = run(&["inspect", s(&fixture("keras/ophys_input_movie.h5"))]);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(
@@ -169,7 +174,7 @@ fn a_movie_reports_its_shape_and_an_estimated_denoise_time() {
 
 #[test]
 fn a_raw_ephys_file_reports_samples_and_channels_and_an_estimate() {
-    let path = shared("fixtures/keras/ephys_input_raw_400x384_int16.dat");
+    let path = fixture("keras/ephys_input_raw_400x384_int16.dat");
     let report = inspect_json(&path, &["--channels", "384"]);
     assert_eq!(report["kind"], "recording");
     assert_eq!(report["modality"], "ephys");
@@ -196,10 +201,7 @@ fn a_raw_ephys_file_reports_samples_and_channels_and_an_estimate() {
 
 #[test]
 fn an_fmri_run_reports_its_header_and_an_estimate() {
-    let report = inspect_json(
-        &shared("fixtures/keras/fmri_input_13x12x10x12_int16.nii.gz"),
-        &[],
-    );
+    let report = inspect_json(&fixture("keras/fmri_input_13x12x10x12_int16.nii.gz"), &[]);
     assert_eq!(report["kind"], "recording");
     assert_eq!(report["modality"], "fmri");
     assert_eq!(report["shape"], serde_json::json!([13, 12, 10]));
@@ -232,14 +234,14 @@ fn unreadable_files_get_one_line_errors_naming_them() {
     };
     check(&dir.path().join("missing.h5"), "not found");
 
-    let input = shared("fixtures/keras/fmri_input_13x12x10x12_int16.nii.gz");
+    let input = fixture("keras/fmri_input_13x12x10x12_int16.nii.gz");
     let truncated = dir.path().join("truncated.nii.gz");
     let bytes = std::fs::read(&input).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     check(&truncated, "truncated.nii.gz");
 
     // A movie whose header is intact but whose frames are cut off.
-    let movie = shared("fixtures/keras/ophys_input_movie.h5");
+    let movie = fixture("keras/ophys_input_movie.h5");
     let cut_movie = dir.path().join("cut.h5");
     let bytes = std::fs::read(&movie).unwrap();
     std::fs::write(&cut_movie, &bytes[..bytes.len() / 2]).unwrap();

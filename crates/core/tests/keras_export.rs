@@ -7,9 +7,12 @@
 //! (Keras' channels-last layout) are kept there for `tests/keras_export_check.py` (Keras
 //! predictions) and `crates/io/tests/keras_layout_check.py` (HDF5 structure vs an original).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Tensor, TensorData};
+use common::{keras_fixture, shared_or_skip};
 use deepinterp::EngineError;
 use deepinterp::backend::Cpu;
 use deepinterp::model::keras_export::keras_model_file;
@@ -20,19 +23,6 @@ use deepinterp::model::{
 use deepinterp::sampling::Window;
 use deepinterp::volume::VolumeBlock;
 use deepinterp_io::{read_keras_model, write_npy_f32};
-
-fn fixtures() -> PathBuf {
-    let dir = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/keras"
-    ));
-    assert!(
-        dir.is_dir(),
-        "golden fixtures missing: expected {} (CI keeps shared/ beside the checkout)",
-        dir.display()
-    );
-    dir.to_path_buf()
-}
 
 /// Where exported files go: the check directory when asked for, else a scratch folder.
 fn output_dir(scratch: &tempfile::TempDir) -> PathBuf {
@@ -276,57 +266,70 @@ fn input_size_is_free_when_the_frame_size_is_unknown() {
 
 /// An original model, imported and exported again, gives back its own `model_config` (text
 /// identical, given the input size it was saved with) and weights.
+fn reexport_matches_original(path: &Path, frame_size: Option<[usize; 2]>, out: &Path) {
+    let name = path.file_name().unwrap().to_string_lossy();
+    let original = read_keras_model(path).unwrap();
+    let mut model = load_model::<Cpu>(path, None, &Default::default()).unwrap();
+    // A Keras file's 2D input size is not part of our spec; a trained model records it.
+    model.spec.training = Some(TrainingSummary {
+        frame_size,
+        ..TrainingSummary::default()
+    });
+    let exported = keras_model_file(&model).unwrap();
+
+    let layers = |text: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(text).unwrap()["config"]["layers"].clone()
+    };
+    let (ours, theirs) = (
+        layers(&exported.model_config),
+        layers(&original.model_config),
+    );
+    for (index, (a, b)) in ours
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(theirs.as_array().unwrap())
+        .enumerate()
+    {
+        assert_eq!(a, b, "{name}: layer {index} differs");
+    }
+    assert_eq!(ours, theirs, "{name}: layer lists differ");
+    assert_eq!(
+        exported.model_config, original.model_config,
+        "{name}: model_config text differs"
+    );
+    assert_eq!(exported.layer_names, original.layer_names, "{name}");
+    assert_eq!(exported.keras_version, original.keras_version, "{name}");
+    assert!(
+        exported.weights == original.weights,
+        "{name}: weights differ"
+    );
+
+    let written = out.join(format!("reexported_{name}"));
+    export_keras(&model, &written).unwrap();
+    assert!(read_keras_model(&written).unwrap() == exported, "{name}");
+}
+
 #[test]
 fn imported_fixture_models_export_to_the_original_config_and_weights() {
     let scratch = tempfile::tempdir().unwrap();
     let out = output_dir(&scratch);
-    for (name, frame_size) in [
-        ("model_unet_single_1024.h5", Some([64, 64])),
-        ("model_unet_single_ephys_1024.h5", Some([384, 2])),
-        ("model_fmri_unet_denoiser.h5", None),
-    ] {
-        let path = fixtures().join(name);
-        let original = read_keras_model(&path).unwrap();
-        let mut model = load_model::<Cpu>(&path, None, &Default::default()).unwrap();
-        // A Keras file's 2D input size is not part of our spec; a trained model records it.
-        model.spec.training = Some(TrainingSummary {
-            frame_size,
-            ..TrainingSummary::default()
-        });
-        let exported = keras_model_file(&model).unwrap();
+    reexport_matches_original(&keras_fixture("model_fmri_unet_denoiser.h5"), None, &out);
+}
 
-        let layers = |text: &str| -> serde_json::Value {
-            serde_json::from_str::<serde_json::Value>(text).unwrap()["config"]["layers"].clone()
-        };
-        let (ours, theirs) = (
-            layers(&exported.model_config),
-            layers(&original.model_config),
-        );
-        for (index, (a, b)) in ours
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(theirs.as_array().unwrap())
-            .enumerate()
-        {
-            assert_eq!(a, b, "{name}: layer {index} differs");
-        }
-        assert_eq!(ours, theirs, "{name}: layer lists differ");
-        assert_eq!(
-            exported.model_config, original.model_config,
-            "{name}: model_config text differs"
-        );
-        assert_eq!(exported.layer_names, original.layer_names, "{name}");
-        assert_eq!(exported.keras_version, original.keras_version, "{name}");
-        assert!(
-            exported.weights == original.weights,
-            "{name}: weights differ"
-        );
-
-        let written = out.join(format!("reexported_{name}"));
-        export_keras(&model, &written).unwrap();
-        assert!(read_keras_model(&written).unwrap() == exported, "{name}");
-    }
+/// The same for the paper's two-photon and Neuropixels models.
+#[test]
+fn imported_paper_models_export_to_the_original_config_and_weights() {
+    let Some([movie_model, ephys_model]) = shared_or_skip([
+        "fixtures/keras/model_unet_single_1024.h5",
+        "fixtures/keras/model_unet_single_ephys_1024.h5",
+    ]) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let out = output_dir(&scratch);
+    reexport_matches_original(&movie_model, Some([64, 64]), &out);
+    reexport_matches_original(&ephys_model, Some([384, 2]), &out);
 }
 
 #[test]

@@ -1,11 +1,15 @@
-//! Parity with the original implementation's goldens (`shared/fixtures/keras`): the paper's
+//! Parity with the original implementation's goldens (`fixtures/keras`, and the two large paper
+//! models with the goldens only they serve in `../shared/fixtures/keras`): the paper's
 //! two-photon, Neuropixels and fMRI networks reproduce Keras' outputs, and denoising
 //! reproduces the original's end-to-end output files. Tolerances are the fixtures README's.
 //! Networks are checked through both engines (our kernels and burn); the end-to-end runs go
 //! through the default one.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{keras_fixture, shared_or_skip};
 use deepinterp::backend::Cpu;
 use deepinterp::engine::{Engine, Forward};
 use deepinterp::inference::{self, DenoisePlan, DenoiseSettings, EdgeMode};
@@ -17,19 +21,6 @@ use deepinterp_io::ephys::{RawLayout, open_ephys};
 use deepinterp_io::nifti::{NiftiDtype, create_volume_like, open_volume};
 use deepinterp_io::{Dtype, MovieReader};
 use deepinterp_io::{IoError, MovieWriter, WriteSummary, open_movie, read_npy_f32};
-
-fn fixtures() -> PathBuf {
-    let dir = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/keras"
-    ));
-    assert!(
-        dir.is_dir(),
-        "golden fixtures missing: expected {} (CI keeps shared/ beside the checkout)",
-        dir.display()
-    );
-    dir.to_path_buf()
-}
 
 /// NHWC → NCHW.
 fn to_nchw(data: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
@@ -55,24 +46,24 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
 }
 
-fn network_case(input: &str, output: &str) {
-    let dir = fixtures();
+/// The paper's two-photon network (`model`, from `../shared`) against Keras on one golden pair.
+fn network_case(model: &Path, input: &Path, output: &Path) {
     let device = Default::default();
-    let model = load_model::<Cpu>(&dir.join("model_unet_single_1024.h5"), None, &device).unwrap();
+    let model = load_model::<Cpu>(model, None, &device).unwrap();
     assert_eq!(model.spec.architecture, "unet_single_1024");
     assert_eq!(model.spec.modality, Modality::TwoPhoton);
     assert_eq!(model.spec.network.parameter_count(), 15_704_769);
     compare_network(&model, input, output);
 }
 
-fn compare_network(model: &Model<Cpu>, input: &str, output: &str) {
-    let dir = fixtures();
+fn compare_network(model: &Model<Cpu>, input: &Path, output: &Path) {
     let device = Default::default();
-    let (shape, data) = read_npy_f32(&dir.join(input)).unwrap();
+    let (shape, data) = read_npy_f32(input).unwrap();
+    let input = input.file_name().unwrap().to_string_lossy();
     let shape: [usize; 4] = shape.try_into().unwrap();
     let nchw = to_nchw(&data, shape);
     let [n, h, w, c] = shape;
-    let (_, golden) = read_npy_f32(&dir.join(output)).unwrap();
+    let (_, golden) = read_npy_f32(output).unwrap();
     for engine in [Engine::Kernels, Engine::Burn] {
         let y = Forward::new(&model.network, engine, &device)
             .unwrap()
@@ -94,18 +85,26 @@ fn compare_network(model: &Model<Cpu>, input: &str, output: &str) {
 
 #[test]
 fn unet_single_1024_matches_keras_on_64x64() {
+    let Some([model]) = shared_or_skip(["fixtures/keras/model_unet_single_1024.h5"]) else {
+        return;
+    };
     network_case(
-        "net_unet_single_1024_input_2x64x64x60.npy",
-        "net_unet_single_1024_output_2x64x64x1.npy",
+        &model,
+        &keras_fixture("net_unet_single_1024_input_2x64x64x60.npy"),
+        &keras_fixture("net_unet_single_1024_output_2x64x64x1.npy"),
     );
 }
 
 #[test]
 fn unet_single_1024_matches_keras_on_48x80() {
-    network_case(
-        "net_unet_single_1024_input_1x48x80x60.npy",
-        "net_unet_single_1024_output_1x48x80x1.npy",
-    );
+    let Some([model, input, output]) = shared_or_skip([
+        "fixtures/keras/model_unet_single_1024.h5",
+        "fixtures/keras/net_unet_single_1024_input_1x48x80x60.npy",
+        "fixtures/keras/net_unet_single_1024_output_1x48x80x1.npy",
+    ]) else {
+        return;
+    };
+    network_case(&model, &input, &output);
 }
 
 /// Collects written frames in memory.
@@ -121,16 +120,11 @@ impl MovieWriter for Collect {
     }
 }
 
-fn e2e_case(settings: DenoiseSettings, golden_file: &str, atol: f32) {
-    let dir = fixtures();
-    let model = load_model::<Cpu>(
-        &dir.join("model_unet_single_1024.h5"),
-        None,
-        &Default::default(),
-    )
-    .unwrap();
-    let mut reader = open_movie(&dir.join("ophys_input_movie.h5")).unwrap();
-    compare_with_golden(&model, reader.as_mut(), &settings, golden_file, atol);
+/// Denoises the two-photon golden input with the paper's model (`model`, from `../shared`).
+fn e2e_case(model: &Path, settings: DenoiseSettings, golden: &Path, atol: f32) {
+    let model = load_model::<Cpu>(model, None, &Default::default()).unwrap();
+    let mut reader = open_movie(&keras_fixture("ophys_input_movie.h5")).unwrap();
+    compare_with_golden(&model, reader.as_mut(), &settings, golden, atol);
 }
 
 /// Denoises `reader` and compares every output value with the original's output file.
@@ -138,12 +132,13 @@ fn compare_with_golden(
     model: &Model<Cpu>,
     reader: &mut dyn MovieReader,
     settings: &DenoiseSettings,
-    golden_file: &str,
+    golden: &Path,
     atol: f32,
 ) -> DenoisePlan {
     let device = Default::default();
     let plan = inference::plan(model, reader, settings).unwrap();
-    let mut golden_reader = open_movie(&fixtures().join(golden_file)).unwrap();
+    let mut golden_reader = open_movie(golden).unwrap();
+    let golden_file = golden.file_name().unwrap().to_string_lossy();
     let golden_info = golden_reader.info().clone();
     assert_eq!(plan.output_frames, golden_info.frames, "output length");
     let mut golden = vec![0f32; golden_info.frames * golden_info.frame_len()];
@@ -160,20 +155,31 @@ fn compare_with_golden(
 
 #[test]
 fn denoise_drop_matches_original_output() {
+    let Some([model]) = shared_or_skip(["fixtures/keras/model_unet_single_1024.h5"]) else {
+        return;
+    };
     e2e_case(
+        &model,
         DenoiseSettings {
             edges: EdgeMode::Drop,
             batch_size: Some(16),
             ..DenoiseSettings::default()
         },
-        "ophys_e2e_output.h5",
+        &keras_fixture("ophys_e2e_output.h5"),
         0.05,
     );
 }
 
 #[test]
 fn denoise_padded_variant_matches_original_output() {
+    let Some([model, golden]) = shared_or_skip([
+        "fixtures/keras/model_unet_single_1024.h5",
+        "fixtures/keras/ophys_e2e_output_variant_padded.h5",
+    ]) else {
+        return;
+    };
     e2e_case(
+        &model,
         DenoiseSettings {
             edges: EdgeMode::DropPadHead,
             batch_size: Some(7),
@@ -182,28 +188,28 @@ fn denoise_padded_variant_matches_original_output() {
             stats_frames: Some(50),
             engine: Engine::default(),
         },
-        "ophys_e2e_output_variant_padded.h5",
+        &golden,
         0.051,
     );
 }
 
 #[test]
 fn unet_single_ephys_1024_matches_keras() {
-    let dir = fixtures();
-    let model = load_model::<Cpu>(
-        &dir.join("model_unet_single_ephys_1024.h5"),
-        None,
-        &Default::default(),
-    )
-    .unwrap();
+    let Some([model, output]) = shared_or_skip([
+        "fixtures/keras/model_unet_single_ephys_1024.h5",
+        "fixtures/keras/net_unet_single_ephys_1024_output_2x384x2x1.npy",
+    ]) else {
+        return;
+    };
+    let model = load_model::<Cpu>(&model, None, &Default::default()).unwrap();
     assert_eq!(model.spec.architecture, "unet_single_ephys_1024");
     assert_eq!(model.spec.modality, Modality::Ephys);
     assert_eq!(model.spec.window, Window::new(30, 30, 1).unwrap());
     assert_eq!(model.spec.network.parameter_count(), 5_253_057);
     compare_network(
         &model,
-        "net_unet_single_ephys_1024_input_2x384x2x60.npy",
-        "net_unet_single_ephys_1024_output_2x384x2x1.npy",
+        &keras_fixture("net_unet_single_ephys_1024_input_2x384x2x60.npy"),
+        &output,
     );
 }
 
@@ -211,16 +217,24 @@ fn unet_single_ephys_1024_matches_keras() {
 /// of the 768 grid sites (the checkerboard's empty ones included) of every output sample.
 #[test]
 fn ephys_denoise_drop_matches_original_output() {
-    let dir = fixtures();
+    let Some([model, golden]) = shared_or_skip([
+        "fixtures/keras/model_unet_single_ephys_1024.h5",
+        "fixtures/keras/ephys_e2e_output.h5",
+    ]) else {
+        return;
+    };
     let device = Default::default();
-    let model =
-        load_model::<Cpu>(&dir.join("model_unet_single_ephys_1024.h5"), None, &device).unwrap();
+    let model = load_model::<Cpu>(&model, None, &device).unwrap();
     let raw = RawLayout {
         channels: 384,
         sample_rate_hz: 30_000.0,
         dtype: Dtype::I16,
     };
-    let ephys = open_ephys(&dir.join("ephys_input_raw_400x384_int16.dat"), Some(raw)).unwrap();
+    let ephys = open_ephys(
+        &keras_fixture("ephys_input_raw_400x384_int16.dat"),
+        Some(raw),
+    )
+    .unwrap();
     let mut reader = GridRecording::new(ephys, model.network.planar().unwrap().size_multiple()[0]);
     assert_eq!(
         (reader.info().height, reader.info().width),
@@ -232,7 +246,7 @@ fn ephys_denoise_drop_matches_original_output() {
         batch_size: Some(100),
         ..DenoiseSettings::default()
     };
-    let plan = compare_with_golden(&model, &mut reader, &settings, "ephys_e2e_output.h5", 0.011);
+    let plan = compare_with_golden(&model, &mut reader, &settings, &golden, 0.011);
     // The README's statistics: mean 2.0065625, std 66.49175 (float32).
     assert!((plan.normalization.mean - 2.006_562_5).abs() < 1e-5);
     assert!((plan.normalization.std - 66.491_75).abs() < 1e-3);
@@ -254,19 +268,20 @@ fn to_ncdhw(data: &[f32], [n, sx, sy, sz, c]: [usize; 5]) -> Vec<f32> {
 
 #[test]
 fn fmri_unet_denoiser_matches_keras_in_both_file_layouts() {
-    let dir = fixtures();
     let device = Default::default();
     let (shape, data) =
-        read_npy_f32(&dir.join("net_fmri_unet_denoiser_input_4x7x7x7x5.npy")).unwrap();
+        read_npy_f32(&keras_fixture("net_fmri_unet_denoiser_input_4x7x7x7x5.npy")).unwrap();
     let shape: [usize; 5] = shape.try_into().unwrap();
     let [n, sx, sy, sz, c] = shape;
-    let (_, golden) =
-        read_npy_f32(&dir.join("net_fmri_unet_denoiser_output_4x7x7x7x1.npy")).unwrap();
+    let (_, golden) = read_npy_f32(&keras_fixture(
+        "net_fmri_unet_denoiser_output_4x7x7x7x1.npy",
+    ))
+    .unwrap();
     for file in [
         "model_fmri_unet_denoiser.h5",
         "model_fmri_unet_denoiser_legacy_layout.h5",
     ] {
-        let model = load_model::<Cpu>(&dir.join(file), None, &device).unwrap();
+        let model = load_model::<Cpu>(&keras_fixture(file), None, &device).unwrap();
         assert_eq!(model.spec.architecture, "fmri_unet_denoiser");
         assert_eq!(model.spec.modality, Modality::Fmri);
         assert_eq!(model.spec.window, Window::new(2, 2, 0).unwrap());
@@ -302,10 +317,10 @@ fn fmri_unet_denoiser_matches_keras_in_both_file_layouts() {
 /// time point, from one block per voxel (parity mode), against the original's output.
 #[test]
 fn fmri_parity_mode_matches_original_output() {
-    let dir = fixtures();
     let device = Default::default();
-    let model = load_model::<Cpu>(&dir.join("model_fmri_unet_denoiser.h5"), None, &device).unwrap();
-    let mut reader = open_volume(&dir.join("fmri_input_13x12x10x12_int16.nii.gz")).unwrap();
+    let model =
+        load_model::<Cpu>(&keras_fixture("model_fmri_unet_denoiser.h5"), None, &device).unwrap();
+    let mut reader = open_volume(&keras_fixture("fmri_input_13x12x10x12_int16.nii.gz")).unwrap();
     let [sx, sy, sz] = reader.info().shape;
     let frames = reader.info().frames;
     assert_eq!([sx, sy, sz, frames], [13, 12, 10, 12]);
@@ -340,7 +355,7 @@ fn fmri_parity_mode_matches_original_output() {
     let mut written = open_volume(&output).unwrap();
     written.read_volumes(0, frames, &mut ours).unwrap();
     // The golden is [x, y, z, t] in C order; ours is volume after volume, x fastest.
-    let golden = rust_hdf5::H5File::open(dir.join("fmri_e2e_output.h5"))
+    let golden = rust_hdf5::H5File::open(keras_fixture("fmri_e2e_output.h5"))
         .unwrap()
         .dataset("data")
         .unwrap()

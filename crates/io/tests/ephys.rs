@@ -7,26 +7,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ScratchDir, shared_dir, shared_file};
+use common::{ScratchDir, fixture};
 use deepinterp_io::{
     Dtype, EphysFormat, EphysReader, IoError, NewSpikeGlx, RawLayout, create_ephys_like,
     create_spikeglx, is_ephys_path, neuropixels1_positions, open_ephys,
 };
 
-/// A folder under `shared/`; panics with a clear message when it is missing.
-fn shared_folder(relative: &str) -> PathBuf {
-    let path = shared_dir().join(relative);
-    assert!(
-        path.is_dir(),
-        "required test data folder {} is missing: the tests expect the shared data directory \
-         (with data/ephys/) beside the checkout",
-        path.display()
-    );
-    path
-}
-
 fn legacy_example() -> PathBuf {
-    shared_folder("data/ephys/openephys_example_data_v0.6.7")
+    fixture("data/ephys/openephys_example_data_v0.6.7")
 }
 
 fn layout(channels: usize, sample_rate_hz: f64) -> RawLayout {
@@ -162,7 +150,8 @@ fn raw_reads_only_the_requested_range() {
 
 #[test]
 fn tetrode_raw_file_reads_with_a_layout() {
-    let path = shared_file("data/ephys/tdc_locust_trial_01.raw");
+    // The first 30,000 samples (2 s) of the real locust tetrode recording.
+    let path = fixture("data/ephys/tdc_locust_trial_01_first30000.raw");
     let err = open_ephys(&path, None).err().expect("needs a layout");
     assert_one_line_naming(&err, &path);
     assert!(
@@ -173,13 +162,13 @@ fn tetrode_raw_file_reads_with_a_layout() {
 
     let mut reader = open_ephys(&path, Some(layout(4, 15_000.0))).expect("open");
     let info = reader.info().clone();
-    assert_eq!(info.samples, 431_548);
+    assert_eq!(info.samples, 30_000);
     assert_eq!(info.saved_channels, 4);
     assert_eq!(info.sample_rate_hz, 15_000.0);
     assert_eq!(info.microvolts_per_bit, None);
 
     let bytes = std::fs::read(&path).expect("read file");
-    let start = 200_000;
+    let start = 20_000;
     let count = 3000;
     let mut out = vec![0.0; count * 4];
     reader.read_samples(start, count, &mut out).expect("read");
@@ -187,14 +176,14 @@ fn tetrode_raw_file_reads_with_a_layout() {
     // The last samples too.
     let mut tail = vec![0.0; 2 * 4];
     reader
-        .read_samples(431_546, 2, &mut tail)
+        .read_samples(29_998, 2, &mut tail)
         .expect("read tail");
     assert_eq!(tail, decode_i16_le(&bytes[bytes.len() - 16..]));
 }
 
 #[test]
 fn golden_dat_reads_400_samples_of_384_channels() {
-    let path = shared_file("fixtures/keras/ephys_input_raw_400x384_int16.dat");
+    let path = fixture("keras/ephys_input_raw_400x384_int16.dat");
     let mut reader = open_ephys(&path, Some(layout(384, 30_000.0))).expect("open");
     assert_eq!(reader.info().samples, 400);
     assert_eq!(reader.info().neural_channels.len(), 384);

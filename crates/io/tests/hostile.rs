@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use common::{ScratchDir, shared_dir};
+use common::{ScratchDir, fixture};
 use deepinterp_io::{
     Dtype, EphysOptions, IoError, NewSpikeGlx, NewVolume, NiftiDtype, RawLayout, create_spikeglx,
     create_volume, neuropixels1_positions, open_ephys, open_ephys_with, open_movie,
@@ -475,7 +475,7 @@ fn open_ephys_folder_names_outside_the_recording_are_refused() {
 
 /// Copies the 16 channel files of the example recording into `dir`.
 fn copy_legacy_example(dir: &ScratchDir) -> Vec<std::path::PathBuf> {
-    let source = shared_dir().join("data/ephys/openephys_example_data_v0.6.7");
+    let source = fixture("data/ephys/openephys_example_data_v0.6.7");
     let mut copies = Vec::new();
     for entry in std::fs::read_dir(&source).expect("example folder") {
         let path = entry.expect("entry").path();

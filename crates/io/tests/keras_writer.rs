@@ -5,20 +5,18 @@
 
 mod common;
 
-use common::{ScratchDir, keras_fixture};
+use std::path::PathBuf;
+
+use common::{ScratchDir, keras_fixture, shared_or_skip};
 use deepinterp_io::{read_keras_model, write_keras_model};
 
-#[test]
-fn rewritten_fixture_models_read_back_identical() {
+/// Reads each model, writes it back, and reads the copy: it must equal the original.
+fn rewrite_and_compare(models: &[PathBuf]) {
     let scratch = ScratchDir::new("keras-rewrite");
-    for name in [
-        "model_unet_single_1024.h5",
-        "model_unet_single_ephys_1024.h5",
-        "model_fmri_unet_denoiser.h5",
-        "model_fmri_unet_denoiser_legacy_layout.h5",
-    ] {
-        let original = read_keras_model(&keras_fixture(name)).expect("read fixture");
-        let rewritten = scratch.join(name);
+    for path in models {
+        let name = path.file_name().expect("file name").to_string_lossy();
+        let original = read_keras_model(path).expect("read fixture");
+        let rewritten = scratch.join(&name);
         write_keras_model(&rewritten, &original).expect("write");
         let reread = read_keras_model(&rewritten).expect("read rewritten");
         assert_eq!(reread.keras_version, original.keras_version, "{name}");
@@ -33,5 +31,26 @@ fn rewritten_fixture_models_read_back_identical() {
         assert!(reread == original, "{name}: rewritten file differs");
     }
     // Nothing but the outputs: no temporary files left over.
-    assert_eq!(scratch.file_names().len(), 4);
+    assert_eq!(scratch.file_names().len(), models.len());
+}
+
+/// The fMRI model in both string encodings and optimizer layouts.
+#[test]
+fn rewritten_fixture_models_read_back_identical() {
+    rewrite_and_compare(&[
+        keras_fixture("model_fmri_unet_denoiser.h5"),
+        keras_fixture("model_fmri_unet_denoiser_legacy_layout.h5"),
+    ]);
+}
+
+/// The paper's two-photon (no optimizer state) and Neuropixels (RMSprop state) models.
+#[test]
+fn rewritten_paper_models_read_back_identical() {
+    let Some(models) = shared_or_skip([
+        "fixtures/keras/model_unet_single_1024.h5",
+        "fixtures/keras/model_unet_single_ephys_1024.h5",
+    ]) else {
+        return;
+    };
+    rewrite_and_compare(&models);
 }

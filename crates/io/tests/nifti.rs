@@ -14,7 +14,7 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use common::{ScratchDir, shared_file};
+use common::{ScratchDir, fixture};
 use deepinterp_io::{
     IoError, NewVolume, NiftiDtype, VolumeInfo, create_volume, create_volume_like, is_nifti_path,
     open_volume, write_npy_f32,
@@ -309,7 +309,7 @@ fn nifti1_srow(header: &[u8]) -> Vec<f32> {
 
 #[test]
 fn golden_fixture_reads_with_the_expected_region_statistics() {
-    let path = shared_file("fixtures/keras/fmri_input_13x12x10x12_int16.nii.gz");
+    let path = fixture("keras/fmri_input_13x12x10x12_int16.nii.gz");
     let (info, values) = read_all(&path);
     assert_eq!(info.shape, [13, 12, 10]);
     assert_eq!(info.frames, 12);
@@ -340,7 +340,7 @@ fn golden_fixture_reads_with_the_expected_region_statistics() {
 
 #[test]
 fn nitime_recording_header_and_values() {
-    let path = shared_file("data/fmri/nitime_fmri1.nii.gz");
+    let path = fixture("data/fmri/nitime_fmri1.nii.gz");
     let (info, values) = read_all(&path);
     assert_eq!(info.shape, [10, 10, 18]);
     assert_eq!(info.frames, 40);
@@ -942,7 +942,7 @@ fn interop_files_for_nibabel() {
     }
 
     // Copies: the affine must equal the source's as nibabel reads both.
-    let nitime = shared_file("data/fmri/nitime_fmri1.nii.gz");
+    let nitime = fixture("data/fmri/nitime_fmri1.nii.gz");
     std::fs::copy(&nitime, dir.join("nitime_source.nii.gz")).expect("copy nitime");
     let mut sources = vec![("nitime_source.nii.gz".to_string(), NiftiDtype::F32)];
     for (version, big_endian) in [(1, true), (2, false), (2, true)] {

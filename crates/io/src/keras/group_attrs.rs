@@ -446,12 +446,11 @@ fn read_uint(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
+    /// A Keras fixture of the repository (`fixtures/keras` at the workspace root).
     fn fixture(name: &str) -> std::path::PathBuf {
-        let path = std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/keras"
-        ))
-        .join(name);
+        let path =
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/keras"))
+                .join(name);
         assert!(
             path.is_file(),
             "required test fixture {} is missing",
