@@ -52,36 +52,12 @@ pub fn install() {
     });
 }
 
-/// An error and its causes on one line: each cause once (a cause whose text the message
-/// already holds is skipped), line breaks folded, control characters escaped so that text
-/// taken from a file cannot drive the terminal.
+/// An error and its causes on one line (see [`deepinterp_pipeline::one_line`]).
 pub fn one_line(error: &anyhow::Error) -> String {
-    let mut message = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if text.is_empty() || message.contains(&text) {
-            continue;
-        }
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&text);
-    }
-    escape_controls(&message)
+    deepinterp_pipeline::one_line(error.as_ref())
 }
 
-/// Folds line breaks and tabs into spaces and escapes every other control character.
-pub fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' | '\r' | '\t' => out.push(' '),
-            c if c.is_control() => out.extend(c.escape_default()),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use deepinterp_pipeline::escape_controls;
 
 #[cfg(test)]
 mod tests {

@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 
 use deepinterp::engine::Engine;
-use deepinterp::inference::{self, DenoiseSettings, EdgeMode};
+use deepinterp::inference::{self, DenoisePlan, DenoiseSettings, EdgeMode};
 use deepinterp::model::{Model, load_model};
 use deepinterp::sampling::Window;
 use deepinterp::volume::{VolumeDenoiseSettings, VolumeMode, denoise_volumes};
 use deepinterp_io::nifti::{NiftiDtype, create_volume_like, is_nifti_path, open_volume};
 use deepinterp_io::output::OutputGuard;
-use deepinterp_io::{Dtype, WriteSummary};
+use deepinterp_io::{Dtype, MovieWriter, WriteSummary};
 
 use crate::backend::{Infer, engine_or_default};
 use crate::error::{Result, ensure, refuse};
@@ -123,7 +123,7 @@ impl DenoiseRequest {
 
     /// The window given for a Keras model, if any (pre defaults to post and post to pre;
     /// omitted to 0).
-    fn keras_window(&self) -> Result<Option<Window>> {
+    pub fn keras_window(&self) -> Result<Option<Window>> {
         Ok(
             match (self.pre_frames, self.post_frames, self.omitted_frames) {
                 (None, None, None) => None,
@@ -151,7 +151,7 @@ pub struct DenoiseReport {
     pub seconds: f64,
 }
 
-/// Denoises a recording.
+/// Denoises a recording file into an output file.
 pub fn denoise(request: &DenoiseRequest, report: Reporter<'_>) -> Result<DenoiseReport> {
     // Replacing the raw recording (or the model) by the denoised output would lose it for good.
     let mut guard = OutputGuard::new();
@@ -164,19 +164,7 @@ pub fn denoise(request: &DenoiseRequest, report: Reporter<'_>) -> Result<Denoise
     }
     guard.check()?;
     let device = Default::default();
-    let keras_window = request.keras_window()?;
-    let model = load_model::<Infer>(&request.model, keras_window, &device)?;
-    if let Some(window) = keras_window
-        && model.spec.window != window
-    {
-        refuse!(
-            "{}: the model was trained with window {}/{}/{} (pre/post/omitted frames); --pre/--post/--omitted-frames apply to Keras models only",
-            request.model.display(),
-            model.spec.window.pre_frames,
-            model.spec.window.post_frames,
-            model.spec.window.omitted_frames
-        );
-    }
+    let model = load_denoiser(request, &device)?;
     let modality = modality_of(&request.input);
     ensure!(
         model.spec.modality == modality,
@@ -190,13 +178,66 @@ pub fn denoise(request: &DenoiseRequest, report: Reporter<'_>) -> Result<Denoise
     let Some(planar) = model.network.planar() else {
         return denoise_volumetric(request, &model, &device, report);
     };
+    let row_multiple = planar.size_multiple()[0];
+    let mut recording = Recording::open(&request.input, &request.raw, row_multiple)?;
+    let output = request.output.clone();
+    denoise_frames(
+        request,
+        &model,
+        &mut recording,
+        &mut |recording, plan| {
+            let dtype = request
+                .dtype
+                .map_or_else(|| recording.default_output_dtype(&output), Into::into);
+            recording.create_output(&output, dtype, plan)
+        },
+        report,
+    )
+}
+
+/// Loads the request's model for inference: a Keras model takes the request's window (it
+/// records none); our models must not be given a different one.
+pub fn load_denoiser(
+    request: &DenoiseRequest,
+    device: &burn::tensor::Device<Infer>,
+) -> Result<Model<Infer>> {
+    let keras_window = request.keras_window()?;
+    let model = load_model::<Infer>(&request.model, keras_window, device)?;
+    if let Some(window) = keras_window
+        && model.spec.window != window
+    {
+        refuse!(
+            "{}: the model was trained with window {}/{}/{} (pre/post/omitted frames); --pre/--post/--omitted-frames apply to Keras models only",
+            request.model.display(),
+            model.spec.window.pre_frames,
+            model.spec.window.post_frames,
+            model.spec.window.omitted_frames
+        );
+    }
+    Ok(model)
+}
+
+/// Makes the writer of a planned output (the plan says how many frames of what size).
+pub type CreateWriter<'w> =
+    dyn FnMut(&Recording, &DenoisePlan) -> Result<Box<dyn MovieWriter>> + 'w;
+
+/// Denoises an opened frame recording (a movie, or an extracellular recording on its probe
+/// grid) with a planar `model`, into the writer `create_writer` makes once the output is
+/// planned. `request` gives the settings (its paths only name things in messages). Front
+/// ends with recordings that are not files (arrays) pass their own recording and writer.
+pub fn denoise_frames(
+    request: &DenoiseRequest,
+    model: &Model<Infer>,
+    recording: &mut Recording,
+    create_writer: &mut CreateWriter<'_>,
+    report: Reporter<'_>,
+) -> Result<DenoiseReport> {
     ensure!(
         request.mode == VolumeMode::Fast,
         "{}: --mode parity applies to fMRI runs only; frame recordings are denoised one network pass per frame",
         request.input.display()
     );
-    let row_multiple = planar.size_multiple()[0];
-    let mut recording = Recording::open(&request.input, &request.raw, row_multiple)?;
+    let device = Default::default();
     let settings = DenoiseSettings {
         edges: request.edges,
         batch_size: request.batch_size,
@@ -205,13 +246,9 @@ pub fn denoise(request: &DenoiseRequest, report: Reporter<'_>) -> Result<Denoise
         stats_frames: request.stats_frames,
         engine: engine_or_default(request.engine),
     };
-    let plan = inference::plan(&model, recording.reader(), &settings)?;
-    let dtype = request.dtype.map_or_else(
-        || recording.default_output_dtype(&request.output),
-        Into::into,
-    );
+    let plan = inference::plan(model, recording.reader(), &settings)?;
     // The writer works on temp files: any error below drops it and removes them.
-    let mut writer = recording.create_output(&request.output, dtype, &plan)?;
+    let mut writer = create_writer(recording, &plan)?;
     let unit = recording.unit();
     report(Progress::Begin {
         label: "denoise",
@@ -220,7 +257,7 @@ pub fn denoise(request: &DenoiseRequest, report: Reporter<'_>) -> Result<Denoise
     });
     let started = std::time::Instant::now();
     inference::run(
-        &model,
+        model,
         recording.reader(),
         writer.as_mut(),
         &plan,

@@ -47,6 +47,41 @@ impl PipelineError {
     }
 }
 
+/// The pipeline's results.
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+/// An error and its causes on one line: each cause once (a cause whose text the message
+/// already holds is skipped), line breaks folded, control characters escaped so that text
+/// taken from a file cannot drive a terminal. What every front end shows a user.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = String::new();
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        let text = current.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        cause = current.source();
+    }
+    escape_controls(&message)
+}
+
+/// Folds line breaks and tabs into spaces and escapes every other control character.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Fails with [`PipelineError::Refused`] and the formatted message unless `condition` holds.
 macro_rules! ensure {
     ($condition:expr, $($message:tt)+) => {
@@ -65,5 +100,17 @@ macro_rules! refuse {
 
 pub(crate) use {ensure, refuse};
 
-/// The pipeline's results.
-pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_print_once_on_one_line_without_control_bytes() {
+        let os = std::io::Error::other("disk full");
+        let error = PipelineError::os(Path::new("out.h5"), "cannot write", os);
+        assert_eq!(one_line(&error), "out.h5: cannot write: disk full");
+        let error = PipelineError::Refused("x.meta: bad line '\u{1b}[31mred\nnext'".into());
+        let line = one_line(&error);
+        assert!(!line.contains('\u{1b}') && !line.contains('\n'), "{line}");
+    }
+}

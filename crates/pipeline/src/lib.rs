@@ -7,6 +7,7 @@
 //!   claimed before work, the best model kept, loss history written);
 //! - [`denoise`]: denoising runs of every modality, outputs written atomically;
 //! - [`evaluate`]: quality measurements of a denoised recording (JSON report, summary lines);
+//! - [`inspect`]: what a file is (model or recording), with a timed estimate of denoising it;
 //! - [`progress`]: the news a long call gives its front end (lines to show, counts to draw);
 //! - [`backend`]: the backends of this build and the default engine.
 //!
@@ -18,6 +19,7 @@ pub mod backend;
 pub mod denoise;
 mod error;
 pub mod evaluate;
+pub mod inspect;
 pub mod parse;
 pub mod preset;
 pub mod progress;
@@ -25,8 +27,9 @@ pub mod recording;
 pub mod train;
 
 pub use denoise::{DenoiseReport, DenoiseRequest, OutputDtype, denoise};
-pub use error::{PipelineError, Result};
+pub use error::{PipelineError, Result, escape_controls, one_line};
 pub use evaluate::{EvaluateRequest, Evaluation, evaluate};
+pub use inspect::{Inspection, inspect};
 pub use preset::Preset;
 pub use progress::{Progress, Reporter};
 pub use recording::{RawOptions, Recording, modality_of};

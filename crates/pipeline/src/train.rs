@@ -727,3 +727,104 @@ fn loss_csv(history: &[EpochReport]) -> String {
     }
     csv
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preset::{EPHYS, FMRI, TWO_PHOTON};
+    use deepinterp::training::{Loss, OptimizerKind};
+
+    #[test]
+    fn options_win_over_the_file_and_the_file_over_the_preset() {
+        let flags = TrainOptions {
+            steps: Some(7),
+            loss: Some(Loss::L2),
+            ..TrainOptions::default()
+        };
+        let file = TrainOptions {
+            steps: Some(99),
+            batch_size: Some(3),
+            optimizer: Some(OptimizerKind::Adam),
+            ..TrainOptions::default()
+        };
+        let merged = flags.over(&file);
+        assert_eq!(merged.steps, Some(7));
+        assert_eq!(merged.batch_size, Some(3));
+        let settings = resolve_settings(&merged, &TWO_PHOTON, TWO_PHOTON.window(), false, false);
+        assert_eq!(settings.steps, 7);
+        assert_eq!(settings.batch_size, 3);
+        assert_eq!(settings.loss, Loss::L2);
+        assert_eq!(settings.optimizer, OptimizerKind::Adam);
+        // The rest is the preset's.
+        assert_eq!(settings.learning_rate, TWO_PHOTON.learning_rate);
+        assert_eq!(settings.patch_size, Some(TWO_PHOTON.patch_size));
+        assert_eq!(settings.validation_samples, TWO_PHOTON.validation_samples);
+        assert_eq!(
+            settings.validation,
+            ValidationSource::HeldOut {
+                fraction: TWO_PHOTON.validation_fraction
+            }
+        );
+    }
+
+    #[test]
+    fn each_modality_gets_its_preset() {
+        let none = TrainOptions::default();
+        let ephys = resolve_settings(&none, &EPHYS, EPHYS.window(), true, false);
+        assert_eq!(ephys.patch_size, None, "probe grids train whole");
+        assert_eq!(ephys.batch_size, EPHYS.batch_size);
+        assert_eq!(ephys.validation, ValidationSource::Separate);
+        let fmri = resolve_settings(&none, &FMRI, FMRI.window(), false, false);
+        assert_eq!(fmri.optimizer, OptimizerKind::Adam);
+        assert_eq!(fmri.cache_frames, FMRI.cache_frames);
+        assert_eq!(fmri.stats_frames, FMRI.normalization().stats_frames);
+    }
+
+    #[test]
+    fn finetuning_takes_fewer_steps_at_a_lower_rate_unless_told() {
+        let none = TrainOptions::default();
+        let tuned = resolve_settings(&none, &TWO_PHOTON, TWO_PHOTON.window(), false, true);
+        assert_eq!(tuned.steps, TWO_PHOTON.finetune_steps);
+        assert_eq!(
+            tuned.learning_rate,
+            TWO_PHOTON.learning_rate * TWO_PHOTON.finetune_learning_rate_factor
+        );
+        let told = TrainOptions {
+            steps: Some(5),
+            learning_rate: Some(1e-2),
+            ..TrainOptions::default()
+        };
+        let tuned = resolve_settings(&told, &TWO_PHOTON, TWO_PHOTON.window(), false, true);
+        assert_eq!((tuned.steps, tuned.learning_rate), (5, 1e-2));
+    }
+
+    #[test]
+    fn a_run_refuses_outputs_over_its_inputs_and_an_existing_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("movie.h5");
+        std::fs::write(&input, b"not read").unwrap();
+        let over_input = TrainRequest::new(vec![input.clone()], input.clone());
+        let error = ModelOutputs::new(&input)
+            .claim(&over_input, None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("movie.h5"), "{error}");
+        let model = dir.path().join("model.dimodel");
+        std::fs::write(&model, b"an earlier model").unwrap();
+        let request = TrainRequest::new(vec![input.clone()], model.clone());
+        let error = ModelOutputs::new(&model)
+            .claim(&request, None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--overwrite"), "{error}");
+        let overwrite = TrainRequest {
+            overwrite: true,
+            ..request
+        };
+        ModelOutputs::new(&model).claim(&overwrite, None).unwrap();
+        assert_eq!(
+            ModelOutputs::new(&model).checkpoint,
+            dir.path().join("model.dimodel.checkpoint")
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The native half of the `deepinterp` Python package: thin bindings over
+//! `deepinterp-pipeline`. Arguments arrive as the pipeline's request types (built from keyword
+//! arguments), the GIL is released while the pipeline works, progress goes to a Python
+//! callable, and errors become the package's exceptions carrying the CLI's one-line messages.
+//! The Python half (`python/deepinterp`) holds the documented API, dispatch on array or path,
+//! progress bars and the SpikeInterface drop-in.
+
+mod arrays;
+mod convert;
+mod model;
+
+use std::path::PathBuf;
+
+use deepinterp_pipeline::{
+    DenoiseRequest, EvaluateRequest, FinetuneRequest, PipelineError, Progress, TrainRequest,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert::{Kwargs, raise};
+
+/// Calls the Python `progress(kind, done, total, text)` for each piece of pipeline news;
+/// `kind` is "begin", "advance", "end" or "line".
+pub(crate) struct PyProgress {
+    callback: Option<Py<PyAny>>,
+    total: u64,
+}
+
+impl PyProgress {
+    pub(crate) fn new(callback: Option<Py<PyAny>>) -> Self {
+        Self { callback, total: 0 }
+    }
+
+    pub(crate) fn show(&mut self, progress: Progress<'_>) {
+        let Some(callback) = &self.callback else {
+            return;
+        };
+        let (kind, done, text) = match progress {
+            Progress::Begin { label, total, unit } => {
+                self.total = total;
+                ("begin", 0, Some(format!("{label} ({unit})")))
+            }
+            Progress::Advance { done, note } => ("advance", done, note),
+            Progress::End => ("end", self.total, None),
+            Progress::Line(line) => ("line", 0, Some(line)),
+            Progress::Resumable(_) => return,
+        };
+        let total = self.total;
+        Python::attach(|py| {
+            // A failing callback must not stop the run: Python prints the error as unraisable.
+            if let Err(error) = callback.call1(py, (kind, done, total, text)) {
+                error.write_unraisable(py, Some(callback.bind(py)));
+            }
+        });
+    }
+}
+
+/// Runs `work` without the GIL, so that other Python threads keep running.
+pub(crate) fn detached<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce() -> Result<T, PipelineError> + Send,
+) -> PyResult<T> {
+    py.detach(work).map_err(|error| raise(py, &error))
+}
+
+/// Denoises a recording file into an output file; returns what was written.
+#[pyfunction]
+#[pyo3(signature = (input, output, model, options, progress=None))]
+fn denoise_file(
+    py: Python<'_>,
+    input: PathBuf,
+    output: PathBuf,
+    model: PathBuf,
+    options: &Bound<'_, PyDict>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Py<PyDict>> {
+    let mut request = DenoiseRequest::new(input, output, model);
+    Kwargs::new(options).denoise(&mut request)?;
+    let mut progress = PyProgress::new(progress);
+    let report = detached(py, || {
+        deepinterp_pipeline::denoise(&request, &mut |p| progress.show(p))
+    })?;
+    let summary = PyDict::new(py);
+    summary.set_item("path", report.written.path)?;
+    summary.set_item("frames", report.frames)?;
+    summary.set_item("unit", report.unit)?;
+    summary.set_item("clipped_values", report.written.clipped_values)?;
+    summary.set_item("engine", report.engine.name())?;
+    summary.set_item("seconds", report.seconds)?;
+    Ok(summary.unbind())
+}
+
+/// Trains a model; returns the run's report.
+#[pyfunction]
+#[pyo3(signature = (inputs, output, options, progress=None))]
+fn train(
+    py: Python<'_>,
+    inputs: Vec<PathBuf>,
+    output: PathBuf,
+    options: &Bound<'_, PyDict>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Py<PyDict>> {
+    let mut request = TrainRequest::new(inputs, output);
+    Kwargs::new(options).train(&mut request)?;
+    let mut progress = PyProgress::new(progress);
+    let report = detached(py, || {
+        deepinterp_pipeline::train(&request, &mut |p| progress.show(p))
+    })?;
+    convert::train_report(py, &report)
+}
+
+/// Fine-tunes `model` on new recordings; returns the run's report.
+#[pyfunction]
+#[pyo3(signature = (inputs, output, model, options, progress=None))]
+fn finetune(
+    py: Python<'_>,
+    inputs: Vec<PathBuf>,
+    output: PathBuf,
+    model: PathBuf,
+    options: &Bound<'_, PyDict>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Py<PyDict>> {
+    let mut request = FinetuneRequest {
+        model,
+        freeze_encoder: false,
+        train: TrainRequest::new(inputs, output),
+    };
+    let kwargs = Kwargs::new(options);
+    request.freeze_encoder = kwargs.flag("freeze_encoder")?;
+    kwargs.train(&mut request.train)?;
+    let mut progress = PyProgress::new(progress);
+    let report = detached(py, || {
+        deepinterp_pipeline::finetune(&request, &mut |p| progress.show(p))
+    })?;
+    convert::train_report(py, &report)
+}
+
+/// Measures a denoised recording against its noisy source; returns the report as JSON.
+#[pyfunction]
+#[pyo3(signature = (noisy, denoised, options, progress=None))]
+fn evaluate(
+    py: Python<'_>,
+    noisy: PathBuf,
+    denoised: PathBuf,
+    options: &Bound<'_, PyDict>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let mut request = EvaluateRequest {
+        noisy,
+        denoised,
+        ..EvaluateRequest::default()
+    };
+    Kwargs::new(options).evaluate(&mut request)?;
+    let mut progress = PyProgress::new(progress);
+    detached(py, || {
+        deepinterp_pipeline::evaluate(&request, &mut |p| progress.show(p))?.to_json()
+    })
+}
+
+/// What a file is, as JSON.
+#[pyfunction]
+#[pyo3(signature = (path, options))]
+fn inspect(py: Python<'_>, path: PathBuf, options: &Bound<'_, PyDict>) -> PyResult<String> {
+    let mut raw = deepinterp_pipeline::RawOptions::default();
+    Kwargs::new(options).raw(&mut raw)?;
+    detached(py, || {
+        let inspection = deepinterp_pipeline::inspect(&path, &raw)?;
+        serde_json::to_string(&inspection)
+            .map_err(|e| PipelineError::Refused(format!("cannot describe the file: {e}")))
+    })
+}
+
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(denoise_file, module)?)?;
+    module.add_function(wrap_pyfunction!(arrays::denoise_movie, module)?)?;
+    module.add_function(wrap_pyfunction!(arrays::denoise_probe, module)?)?;
+    module.add_function(wrap_pyfunction!(arrays::write_volumes, module)?)?;
+    module.add_function(wrap_pyfunction!(arrays::read_recording, module)?)?;
+    module.add_function(wrap_pyfunction!(train, module)?)?;
+    module.add_function(wrap_pyfunction!(finetune, module)?)?;
+    module.add_function(wrap_pyfunction!(evaluate, module)?)?;
+    module.add_function(wrap_pyfunction!(inspect, module)?)?;
+    module.add_class::<model::LoadedModel>()?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
