@@ -263,3 +263,44 @@ fn unreadable_files_get_one_line_errors_naming_them() {
     file.close().unwrap();
     check(&other, "neither a movie");
 }
+
+/// The content says what a file is, whatever its name: a movie saved as `.dat` (which names
+/// a raw extracellular file) and an fMRI run saved as `.img` are read as what they are.
+#[test]
+fn files_under_other_names_are_read_as_what_they_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (noisy, _) = simulate(dir.path(), 24, 32, 8);
+    let renamed = dir.path().join("scan.dat");
+    std::fs::copy(&noisy, &renamed).unwrap();
+    let report = inspect_json(&renamed, &[]);
+    assert_eq!(report["modality"], "2p", "{report}");
+    assert_eq!(report["frames"], 24, "{report}");
+    let model = tiny_model(dir.path(), &renamed, "scan.dimodel", &[]);
+    let denoised = dir.path().join("scan-denoised.h5");
+    common::run_ok(&[
+        "denoise",
+        s(&renamed),
+        "-o",
+        s(&denoised),
+        "--model",
+        s(&model),
+    ]);
+    assert_eq!(inspect_json(&denoised, &[])["frames"], 24);
+
+    let run = dir.path().join("run.nii.gz");
+    common::run_ok(&[
+        "simulate",
+        "fmri",
+        "-o",
+        s(&run),
+        "--clean",
+        s(&dir.path().join("run-clean.nii")),
+        "--shape",
+        "8,8,6,10",
+    ]);
+    let image = dir.path().join("run.img");
+    std::fs::copy(&run, &image).unwrap();
+    let report = inspect_json(&image, &[]);
+    assert_eq!(report["modality"], "fmri", "{report}");
+    assert_eq!(report["frames"], 10, "{report}");
+}

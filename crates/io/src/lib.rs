@@ -12,6 +12,7 @@ pub mod ephys;
 pub mod error;
 pub mod hdf5;
 pub mod keras;
+pub mod kind;
 pub mod limits;
 pub mod movie;
 pub mod nifti;
@@ -28,6 +29,7 @@ pub use error::IoError;
 pub use keras::{
     KerasLayerWeights, KerasModelFile, NamedArray, read_keras_model, write_keras_model,
 };
+pub use kind::{RecordingKind, recording_kind};
 pub use movie::{
     DEFAULT_DATASET, Dtype, MovieInfo, MovieReader, MovieWriter, ParseDtypeError, WriteSummary,
     create_movie, open_movie, open_movie_dataset,

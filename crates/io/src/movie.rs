@@ -167,15 +167,26 @@ impl MovieFormat {
             }),
         }
     }
+
+    /// The format of an existing file: its name's, or under another name its content's (a
+    /// movie saved as `scan.dat` is still read).
+    pub(crate) fn of_file(path: &Path) -> Result<Self, IoError> {
+        Self::from_path(path).or_else(|unknown| match crate::kind::signature(path) {
+            Some(crate::kind::Signature::Hdf5) => Ok(MovieFormat::Hdf5),
+            Some(crate::kind::Signature::Tiff) => Ok(MovieFormat::Tiff),
+            _ => Err(unknown),
+        })
+    }
 }
 
 /// The HDF5 dataset a movie is read from unless another is named.
 pub const DEFAULT_DATASET: &str = "data";
 
 /// Opens a movie, choosing the format by extension: `.h5`/`.hdf5` read the
-/// HDF5 dataset `data`, `.tif`/`.tiff` read a multi-page TIFF.
+/// HDF5 dataset `data`, `.tif`/`.tiff` read a multi-page TIFF; under another
+/// name, by the file's signature.
 pub fn open_movie(path: &Path) -> Result<Box<dyn MovieReader>, IoError> {
-    match MovieFormat::from_path(path)? {
+    match MovieFormat::of_file(path)? {
         MovieFormat::Hdf5 => Ok(Box::new(crate::hdf5::Hdf5MovieReader::open(
             path,
             DEFAULT_DATASET,

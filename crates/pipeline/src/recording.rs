@@ -1,8 +1,9 @@
-//! Opening recordings of every modality. The modality comes from the file: `.h5`/`.tif` are
-//! two-photon movies; `.bin`/`.dat`/`.raw`, SpikeGLX, Open Ephys binary (`structure.oebin`) and
-//! Open Ephys legacy (`.continuous`) are extracellular recordings, seen by the engine as movies
-//! of probe-grid frames; `.nii`/`.nii.gz` are fMRI runs, which the engine reads as volumes
-//! (see `deepinterp_io::nifti`) rather than through [`Recording`].
+//! Opening recordings of every modality. The modality comes from the file (its content first,
+//! then its name): HDF5 and TIFF files are two-photon movies; SpikeGLX, Open Ephys binary
+//! (`structure.oebin`), Open Ephys legacy (`.continuous`) and raw `.bin`/`.dat`/`.raw` files
+//! are extracellular recordings, seen by the engine as movies of probe-grid frames; NIfTI
+//! files are fMRI runs, which the engine reads as volumes (see `deepinterp_io::nifti`) rather
+//! than through [`Recording`].
 
 use std::path::Path;
 
@@ -12,8 +13,10 @@ use deepinterp::probe::{GridRecording, GridWriter};
 use deepinterp_io::ephys::{
     EphysOptions, RawLayout, create_ephys_like, is_ephys_path, open_ephys_with,
 };
-use deepinterp_io::nifti::is_nifti_path;
-use deepinterp_io::{Dtype, MovieInfo, MovieReader, MovieWriter, create_movie, open_movie};
+use deepinterp_io::{
+    Dtype, MovieInfo, MovieReader, MovieWriter, RecordingKind, create_movie, open_movie,
+    recording_kind,
+};
 
 use crate::error::{Result, ensure, refuse};
 
@@ -56,14 +59,14 @@ impl RawOptions {
     }
 }
 
-/// The modality of a recording file.
+/// The modality of a recording: from its content where the content says it (HDF5 and TIFF
+/// movies, NIfTI runs, whatever their names), else from its name and the files beside it
+/// (see [`deepinterp_io::recording_kind`]).
 pub fn modality_of(path: &Path) -> Modality {
-    if is_ephys_path(path) {
-        Modality::Ephys
-    } else if is_nifti_path(path) {
-        Modality::Fmri
-    } else {
-        Modality::TwoPhoton
+    match recording_kind(path) {
+        RecordingKind::Movie => Modality::TwoPhoton,
+        RecordingKind::Extracellular => Modality::Ephys,
+        RecordingKind::Volumes => Modality::Fmri,
     }
 }
 
