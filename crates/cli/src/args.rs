@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use deepinterp_pipeline::parse;
+use deepinterp_pipeline::simulate::{Simulate2pRequest, SimulateEphysRequest, SimulateFmriRequest};
 use deepinterp_pipeline::{
-    DenoiseRequest, EvaluateRequest, FinetuneRequest, OutputDtype, RawOptions, TrainRequest,
+    DenoiseRequest, EvaluateRequest, FinetuneRequest, RawOptions, TrainRequest,
 };
 
 /// DeepInterpolation: self-supervised denoising of two-photon movies and extracellular
@@ -56,99 +57,15 @@ pub(crate) enum Command {
 pub(crate) enum SimulateCommand {
     /// A two-photon calcium movie: neurons, neuropil, baseline, Poisson shot noise.
     #[command(name = "2p")]
-    TwoPhoton(Simulate2pArgs),
+    TwoPhoton(Simulate2pRequest),
     /// A spike-band extracellular recording on a Neuropixels 1.0 layout: units with
     /// multichannel waveforms and Poisson firing, thermal noise. Writes SpikeGLX-style
     /// .bin + .meta files and the ground-truth spikes and units as CSV beside the noisy file.
-    Ephys(SimulateEphysArgs),
+    Ephys(SimulateEphysRequest),
     /// An fMRI run: a brain-shaped volume with grey/white matter and CSF, task (block and
     /// event) BOLD responses, spontaneous fluctuations, drift and thermal noise at a chosen
     /// tSNR. Writes NIfTI (.nii or .nii.gz): the noisy run as int16, the clean one as float32.
-    Fmri(SimulateFmriArgs),
-}
-
-#[derive(Args, Debug, Clone)]
-pub(crate) struct SimulateFmriArgs {
-    /// Noisy run to write (.nii or .nii.gz).
-    #[arg(short, long)]
-    pub(crate) output: PathBuf,
-    /// Clean (ground-truth) run to write (.nii or .nii.gz).
-    #[arg(long)]
-    pub(crate) clean: PathBuf,
-    /// Shape X,Y,Z,T: voxels along x, y, z and time points.
-    #[arg(long, default_value = "64,64,32,200", value_parser = parse::shape4)]
-    pub(crate) shape: [usize; 4],
-    /// Target median temporal SNR of grey and white matter in the noisy run.
-    #[arg(long, default_value_t = 30.0, value_parser = parse::positive_f64)]
-    pub(crate) tsnr: f64,
-    /// Repetition time in seconds.
-    #[arg(long, default_value_t = 2.0, value_parser = parse::positive_f64)]
-    pub(crate) tr: f64,
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub(crate) seed: u64,
-}
-
-#[derive(Args, Debug, Clone)]
-pub(crate) struct SimulateEphysArgs {
-    /// Noisy recording to write (.bin, with a .meta beside it).
-    #[arg(short, long)]
-    pub(crate) output: PathBuf,
-    /// Clean (ground-truth) recording to write (.bin, with a .meta beside it).
-    #[arg(long)]
-    pub(crate) clean: PathBuf,
-    /// Duration in seconds.
-    #[arg(long, default_value_t = 10.0, value_parser = parse::positive_f64)]
-    pub(crate) duration: f64,
-    /// Channels (Neuropixels 1.0 positions).
-    #[arg(long, default_value_t = 384, value_parser = parse::at_least_one)]
-    pub(crate) channels: usize,
-    /// Sample rate in Hz.
-    #[arg(long, default_value_t = 30_000.0, value_parser = parse::positive_f64)]
-    pub(crate) sample_rate: f64,
-    /// Thermal noise, µV RMS.
-    #[arg(long, default_value_t = 10.0, value_parser = parse::non_negative_f64)]
-    pub(crate) noise_uv: f64,
-    /// Number of units (default: one per four channels).
-    #[arg(long)]
-    pub(crate) units: Option<usize>,
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub(crate) seed: u64,
-}
-
-#[derive(Args, Debug, Clone)]
-pub(crate) struct Simulate2pArgs {
-    /// Noisy movie to write (.h5 or .tif).
-    #[arg(short, long)]
-    pub(crate) output: PathBuf,
-    /// Clean (ground-truth) movie to write.
-    #[arg(long)]
-    pub(crate) clean: PathBuf,
-    /// Frames.
-    #[arg(long, default_value_t = 1000, value_parser = parse::at_least_one)]
-    pub(crate) frames: usize,
-    /// Frame height in pixels.
-    #[arg(long, default_value_t = 128, value_parser = parse::at_least_one)]
-    pub(crate) height: usize,
-    /// Frame width in pixels.
-    #[arg(long, default_value_t = 128, value_parser = parse::at_least_one)]
-    pub(crate) width: usize,
-    /// Photons per unit of fluorescence: lower is noisier.
-    #[arg(long, value_parser = parse::positive_f32)]
-    pub(crate) photons: Option<f32>,
-    /// Number of neurons (default scales with the field of view).
-    #[arg(long)]
-    pub(crate) neurons: Option<usize>,
-    /// Rigid motion amplitude in pixels (0: none).
-    #[arg(long, default_value_t = 0.0, value_parser = parse::non_negative_f32)]
-    pub(crate) motion: f32,
-    /// Data type of the noisy movie (the clean one is always float32).
-    #[arg(long, value_enum, default_value_t = OutputDtype::Int16)]
-    pub(crate) dtype: OutputDtype,
-    /// Random seed.
-    #[arg(long, default_value_t = 0)]
-    pub(crate) seed: u64,
+    Fmri(SimulateFmriRequest),
 }
 
 #[derive(Args, Debug, Clone)]

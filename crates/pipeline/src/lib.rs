@@ -8,6 +8,7 @@
 //! - [`denoise`]: denoising runs of every modality, outputs written atomically;
 //! - [`evaluate`]: quality measurements of a denoised recording (JSON report, summary lines);
 //! - [`inspect`]: what a file is (model or recording), with a timed estimate of denoising it;
+//! - [`simulate`]: simulated recordings of every modality with their ground truth;
 //! - [`progress`]: the news a long call gives its front end (lines to show, counts to draw);
 //! - [`backend`]: the backends of this build and the default engine.
 //!
@@ -24,6 +25,7 @@ pub mod parse;
 pub mod preset;
 pub mod progress;
 pub mod recording;
+pub mod simulate;
 pub mod train;
 
 pub use denoise::{DenoiseReport, DenoiseRequest, OutputDtype, denoise};

@@ -9,7 +9,9 @@ use deepinterp_io::open_movie;
 use deepinterp::training::TrainOptions;
 use deepinterp_pipeline::{DenoiseRequest, EvaluateRequest, OutputDtype, TrainRequest};
 
-use crate::args::{DemoArgs, EvaluateArgs, Simulate2pArgs, SimulateEphysArgs};
+use deepinterp_pipeline::simulate::{Simulate2pRequest, SimulateEphysRequest};
+
+use crate::args::{DemoArgs, EvaluateArgs};
 
 /// Frames shown in the trace panel of the comparison figure.
 const TRACE_FRAMES: usize = 400;
@@ -40,7 +42,7 @@ fn movie_demo(args: &DemoArgs) -> Result<()> {
         "1/4 simulate: {} frames of {}x{} px",
         args.frames, args.size, args.size
     );
-    super::simulate_2p(&Simulate2pArgs {
+    super::simulate_2p(&Simulate2pRequest {
         output: noisy.clone(),
         clean: clean.clone(),
         frames: args.frames,
@@ -104,7 +106,7 @@ fn ephys_demo(args: &DemoArgs) -> Result<()> {
         "1/4 simulate: {} s of a 384-channel Neuropixels 1.0 probe",
         args.seconds
     );
-    super::simulate_ephys(&SimulateEphysArgs {
+    super::simulate_ephys(&SimulateEphysRequest {
         output: noisy.clone(),
         clean: clean.clone(),
         duration: args.seconds,
