@@ -2,9 +2,11 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+
+#[allow(unused_imports)]
+pub use deepinterp_testdata::{fixture, shared_or_skip};
 
 /// Runs `deepinterp` with `args`.
 pub fn run(args: &[&str]) -> Output {
@@ -23,45 +25,6 @@ pub fn run_ok(args: &[&str]) -> String {
         "deepinterp {args:?} failed:\n{stderr}"
     );
     stderr
-}
-
-/// A file of the repository's test fixtures (`fixtures/` at the workspace root; its README
-/// gives each file's provenance); panics naming it when it is missing.
-pub fn fixture(relative: &str) -> PathBuf {
-    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures")).join(relative);
-    assert!(
-        path.exists(),
-        "test fixture missing: expected {} (fixtures/ is part of the repository)",
-        path.display()
-    );
-    path
-}
-
-/// Files of `../shared` beside the checkout that the repository does not carry (the two large
-/// paper models, the Allen movie, the goldens only they use). When one is absent the calling
-/// test prints `skipped <test>: needs ../shared/<file> (absent)` to stderr and gets `None`
-/// (it must return at once); with `DEEPINTERP_REQUIRE_SHARED=1` absence panics instead.
-pub fn shared_or_skip<const N: usize>(relative: [&str; N]) -> Option<[PathBuf; N]> {
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
-    let paths = relative.map(|file| root.join(file));
-    let absent: Vec<String> = relative
-        .iter()
-        .zip(&paths)
-        .filter(|(_, path)| !path.exists())
-        .map(|(file, _)| format!("../shared/{file}"))
-        .collect();
-    if absent.is_empty() {
-        return Some(paths);
-    }
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("<unnamed test>");
-    let line = format!("{test}: needs {} (absent)", absent.join(", "));
-    if std::env::var_os("DEEPINTERP_REQUIRE_SHARED").is_some_and(|v| v == "1") {
-        panic!("{line}; DEEPINTERP_REQUIRE_SHARED=1 requires ../shared beside the checkout");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
-    let _ = writeln!(std::io::stderr(), "skipped {line}");
-    None
 }
 
 /// Path as &str.

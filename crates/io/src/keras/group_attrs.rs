@@ -446,18 +446,7 @@ fn read_uint(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    /// A Keras fixture of the repository (`fixtures/keras` at the workspace root).
-    fn fixture(name: &str) -> std::path::PathBuf {
-        let path =
-            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/keras"))
-                .join(name);
-        assert!(
-            path.is_file(),
-            "required test fixture {} is missing",
-            path.display()
-        );
-        path
-    }
+    use deepinterp_testdata::keras_fixture as fixture;
 
     /// Both string encodings (h5py 3 variable-length, h5py 2 fixed-length
     /// NULLPAD) give every element, not only the first one.

@@ -1,61 +1,13 @@
-//! Helpers shared by the integration tests: the location of the test fixtures
-//! (the repository's `fixtures/`, which must exist: a missing fixture fails
-//! the test loudly; and the few files only `../shared` beside the checkout
-//! holds, without which a test says it skipped) and a self-cleaning scratch
-//! directory.
+//! Helpers shared by the integration tests: where they find their data (see
+//! `deepinterp-testdata`) and a self-cleaning scratch directory.
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+#[allow(unused_imports)]
+pub use deepinterp_testdata::{fixture, keras_fixture, shared_or_skip};
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// A file or folder of the repository's test fixtures (`fixtures/` at the
-/// workspace root; its README gives each file's provenance); panics naming
-/// it when it is missing.
-pub fn fixture(relative: &str) -> PathBuf {
-    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures")).join(relative);
-    assert!(
-        path.exists(),
-        "test fixture missing: expected {} (fixtures/ is part of the repository)",
-        path.display()
-    );
-    path
-}
-
-/// A Keras fixture file of the repository.
-pub fn keras_fixture(name: &str) -> PathBuf {
-    fixture(&format!("keras/{name}"))
-}
-
-/// Files of `../shared` beside the checkout that the repository does not
-/// carry (the two large paper models, the Allen movie, goldens only they
-/// serve). When one is absent
-/// the calling test prints `skipped <test>: needs ../shared/<file> (absent)`
-/// to stderr and gets `None` (it must return at once); with
-/// `DEEPINTERP_REQUIRE_SHARED=1` absence panics instead.
-pub fn shared_or_skip<const N: usize>(relative: [&str; N]) -> Option<[PathBuf; N]> {
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"));
-    let paths = relative.map(|file| root.join(file));
-    let absent: Vec<String> = relative
-        .iter()
-        .zip(&paths)
-        .filter(|(_, path)| !path.exists())
-        .map(|(file, _)| format!("../shared/{file}"))
-        .collect();
-    if absent.is_empty() {
-        return Some(paths);
-    }
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("<unnamed test>");
-    let line = format!("{test}: needs {} (absent)", absent.join(", "));
-    if std::env::var_os("DEEPINTERP_REQUIRE_SHARED").is_some_and(|v| v == "1") {
-        panic!("{line}; DEEPINTERP_REQUIRE_SHARED=1 requires ../shared beside the checkout");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
-    let _ = writeln!(std::io::stderr(), "skipped {line}");
-    None
-}
 
 /// A scratch directory removed (with its contents) on drop.
 pub struct ScratchDir {
