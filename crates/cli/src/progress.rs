@@ -1,7 +1,7 @@
 //! Showing the pipeline's progress on a terminal: a bar with rate and ETA for counted work
 //! (hidden when stderr is not a terminal), lines above it, and the interruption hint.
 
-use deepinterp_pipeline::Progress;
+use deepinterp_pipeline::{Observer, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A bar counting `unit`s up to `total`.
@@ -34,9 +34,8 @@ pub struct Terminal {
     bar: Option<ProgressBar>,
 }
 
-impl Terminal {
-    /// Shows one piece of news.
-    pub fn show(&mut self, progress: Progress<'_>) {
+impl Observer for Terminal {
+    fn show(&mut self, progress: Progress<'_>) {
         match progress {
             Progress::Begin { label, total, unit } => self.bar = Some(bar(total, label, unit)),
             Progress::Advance { done, note } => {

@@ -46,6 +46,9 @@ pub enum EngineError {
     /// Options that contradict each other.
     #[error("invalid settings: {0}")]
     Settings(String),
+    /// The caller asked the work to stop (a user's interrupt); what was unfinished is gone.
+    #[error("stopped before the end, as asked")]
+    Stopped,
 }
 
 impl EngineError {

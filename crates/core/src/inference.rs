@@ -229,14 +229,15 @@ fn too_few_frames(
 }
 
 /// Runs the plan: reads, normalises, predicts, rescales and writes every output frame.
-/// `progress` is called with the number of output frames written so far.
+/// `progress` is called with the number of output frames written so far; an error from it
+/// (e.g. [`EngineError::Stopped`]) ends the run there, the writer unfinished.
 pub fn run<B: Backend>(
     model: &Model<B>,
     reader: &mut dyn MovieReader,
     writer: &mut dyn MovieWriter,
     plan: &DenoisePlan,
     device: &B::Device,
-    progress: &mut dyn FnMut(usize),
+    progress: &mut dyn FnMut(usize) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     let window = model.spec.window;
     if model.network.planar().is_none() {
@@ -254,7 +255,7 @@ pub fn run<B: Backend>(
             &vec![0.0; plan.head_zero_frames * plane],
             plan.head_zero_frames,
         )?;
-        progress(plan.head_zero_frames);
+        progress(plan.head_zero_frames)?;
     }
     let mut block = FrameBlock::new(height, width);
     let mut written = plan.head_zero_frames;
@@ -285,7 +286,7 @@ pub fn run<B: Backend>(
         writer.write_frames(&values, batch)?;
         written += batch;
         centre += batch;
-        progress(written);
+        progress(written)?;
     }
     Ok(())
 }

@@ -111,7 +111,7 @@ fn a_non_finite_output_frame_stops_denoising_before_the_writer() {
         writer.as_mut(),
         &plan,
         &Default::default(),
-        &mut |_| {},
+        &mut |_| Ok(()),
     )
     .err()
     .unwrap()
@@ -160,7 +160,7 @@ fn a_non_finite_output_volume_stops_fmri_denoising() {
         &mut writer,
         &VolumeDenoiseSettings::default(),
         &Default::default(),
-        &mut |_| {},
+        &mut |_| Ok(()),
     )
     .err()
     .unwrap()
@@ -185,7 +185,7 @@ fn a_non_finite_output_volume_stops_fmri_denoising() {
             ..VolumeDenoiseSettings::default()
         },
         &Default::default(),
-        &mut |_| {},
+        &mut |_| Ok(()),
     )
     .err()
     .unwrap()

@@ -433,14 +433,14 @@ pub const MAX_BLOCK_RADIUS: usize = 1024;
 
 /// Denoises a whole run, volume by volume in time order, writing each to `writer`.
 /// Memory holds the window's volumes and one batch of blocks, whatever the run's length.
-/// `progress` is called with the number of volumes written.
+/// `progress` is called with the number of volumes written; an error from it ends the run.
 pub fn denoise_volumes<B: Backend>(
     model: &Model<B>,
     reader: &mut VolumeReader,
     writer: &mut VolumeWriter,
     settings: &VolumeDenoiseSettings,
     device: &B::Device,
-    progress: &mut dyn FnMut(usize),
+    progress: &mut dyn FnMut(usize) -> Result<(), EngineError>,
 ) -> Result<VolumeDenoiseSummary, EngineError> {
     model.network.volumetric().ok_or_else(|| {
         EngineError::Settings(format!(
@@ -557,7 +557,7 @@ pub fn denoise_volumes<B: Backend>(
             blocks_run += batch.len();
         }
         writer.write_volumes(&output, 1)?;
-        progress(t + 1);
+        progress(t + 1)?;
     }
     Ok(VolumeDenoiseSummary {
         volumes: frames,

@@ -146,7 +146,7 @@ fn compare_with_golden(
         .read_frames(0, golden_info.frames, &mut golden)
         .unwrap();
     let mut out = Collect(Vec::new());
-    inference::run(model, reader, &mut out, &plan, &device, &mut |_| {}).unwrap();
+    inference::run(model, reader, &mut out, &plan, &device, &mut |_| Ok(())).unwrap();
     let diff = max_abs_diff(&out.0, &golden);
     println!("{golden_file}: max |rust - original| = {diff:.5} (atol {atol})");
     assert!(diff <= atol, "{golden_file}: max abs diff {diff} > {atol}");
@@ -338,7 +338,7 @@ fn fmri_parity_mode_matches_original_output() {
         &mut writer,
         &settings,
         &device,
-        &mut |_| {},
+        &mut |_| Ok(()),
     )
     .unwrap();
     writer.finish().unwrap();

@@ -17,7 +17,7 @@ use deepinterp_io::{Dtype, MovieWriter, WriteSummary};
 
 use crate::backend::{Infer, engine_or_default};
 use crate::error::{Result, ensure, refuse};
-use crate::progress::{Progress, Reporter, peak_rss_note};
+use crate::progress::{Progress, Reporter, advance, peak_rss_note};
 use crate::recording::{RawOptions, Recording, modality_of};
 
 /// Sample types an output can be written in.
@@ -250,7 +250,7 @@ pub fn denoise_frames(
     // The writer works on temp files: any error below drops it and removes them.
     let mut writer = create_writer(recording, &plan)?;
     let unit = recording.unit();
-    report(Progress::Begin {
+    report.show(Progress::Begin {
         label: "denoise",
         total: plan.output_frames as u64,
         unit,
@@ -262,17 +262,12 @@ pub fn denoise_frames(
         writer.as_mut(),
         &plan,
         &device,
-        &mut |done| {
-            report(Progress::Advance {
-                done: done as u64,
-                note: None,
-            })
-        },
+        &mut |done| advance(report, done as u64, None),
     )?;
     let written = writer.finish()?;
-    report(Progress::End);
+    report.show(Progress::End);
     let seconds = started.elapsed().as_secs_f64();
-    report(Progress::Line(format!(
+    report.show(Progress::Line(format!(
         "denoised {} {unit} of {} with {} ({}, {} engine) into {} in {seconds:.1} s ({:.1} {unit}/s){}{}",
         plan.output_frames,
         request.input.display(),
@@ -329,7 +324,7 @@ fn denoise_volumetric(
     };
     // The writer works on a temp file: any error below drops it and removes it.
     let mut writer = create_volume_like(&reader, &request.output, dtype, frames)?;
-    report(Progress::Begin {
+    report.show(Progress::Begin {
         label: "denoise",
         total: frames as u64,
         unit: "volumes",
@@ -341,17 +336,12 @@ fn denoise_volumetric(
         &mut writer,
         &settings,
         device,
-        &mut |done| {
-            report(Progress::Advance {
-                done: done as u64,
-                note: None,
-            })
-        },
+        &mut |done| advance(report, done as u64, None),
     )?;
     let written = writer.finish()?;
-    report(Progress::End);
+    report.show(Progress::End);
     let seconds = started.elapsed().as_secs_f64();
-    report(Progress::Line(format!(
+    report.show(Progress::Line(format!(
         "denoised {frames} volumes of {} with {} ({}, {} mode, {} network passes) into {} in {seconds:.1} s ({:.2} volumes/s){}{}",
         request.input.display(),
         request.model.display(),

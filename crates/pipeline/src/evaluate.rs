@@ -17,7 +17,7 @@ use deepinterp_metrics::{
 };
 
 use crate::error::{PipelineError, Result, ensure};
-use crate::progress::{Progress, Reporter};
+use crate::progress::{Progress, Reporter, advance};
 use crate::recording::{RawOptions, modality_of};
 
 /// An evaluation: the recordings to compare and where the report goes.
@@ -251,7 +251,7 @@ impl<R: ChunkRead> Streams<'_, R> {
             mut clean,
         } = self;
         let mut buffers = [(); 3].map(|_| vec![0f32; chunk * item_len]);
-        report(Progress::Begin {
+        report.show(Progress::Begin {
             label: "evaluate",
             total: total as u64,
             unit,
@@ -272,12 +272,9 @@ impl<R: ChunkRead> Streams<'_, R> {
             };
             push(&noisy_buf[..len], &denoised_buf[..len], clean_chunk, count)?;
             done += count;
-            report(Progress::Advance {
-                done: done as u64,
-                note: None,
-            });
+            advance(report, done as u64, None)?;
         }
-        report(Progress::End);
+        report.show(Progress::End);
         Ok(())
     }
 }

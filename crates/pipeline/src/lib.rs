@@ -33,6 +33,6 @@ pub use error::{PipelineError, Result, escape_controls, one_line};
 pub use evaluate::{EvaluateRequest, Evaluation, evaluate};
 pub use inspect::{Inspection, inspect};
 pub use preset::Preset;
-pub use progress::{Progress, Reporter};
+pub use progress::{Observer, Progress, Reporter};
 pub use recording::{RawOptions, Recording, modality_of};
 pub use train::{FinetuneRequest, TrainReport, TrainRequest, finetune, train};

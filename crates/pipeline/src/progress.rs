@@ -30,11 +30,41 @@ pub enum Progress<'a> {
     Resumable(String),
 }
 
-/// A receiver of [`Progress`]: front ends pass a closure.
-pub type Reporter<'r> = &'r mut dyn FnMut(Progress<'_>);
+/// What a front end gives a long call: somewhere to show its news, and a way to ask it to
+/// stop (a user's interrupt). A closure taking [`Progress`] is one that never stops a call.
+pub trait Observer {
+    /// Shows one piece of news.
+    fn show(&mut self, progress: Progress<'_>);
 
-/// A reporter that shows nothing.
-pub fn silent(_: Progress<'_>) {}
+    /// Whether the call should stop now: asked after each unit of counted work. A stopped
+    /// call removes its unfinished outputs and fails with `EngineError::Stopped`.
+    fn should_stop(&mut self) -> bool {
+        false
+    }
+}
+
+impl<F: FnMut(Progress<'_>)> Observer for F {
+    fn show(&mut self, progress: Progress<'_>) {
+        self(progress)
+    }
+}
+
+/// The observer a pipeline call reports to.
+pub type Reporter<'r> = &'r mut dyn Observer;
+
+/// Reports that `done` units are finished, then fails with `EngineError::Stopped` if the
+/// observer asks the call to stop.
+pub(crate) fn advance(
+    report: &mut dyn Observer,
+    done: u64,
+    note: Option<String>,
+) -> Result<(), deepinterp::EngineError> {
+    report.show(Progress::Advance { done, note });
+    if report.should_stop() {
+        return Err(deepinterp::EngineError::Stopped);
+    }
+    Ok(())
+}
 
 /// Peak resident memory of this process in MiB (Linux; `None` elsewhere).
 pub fn peak_rss_mib() -> Option<f64> {

@@ -16,7 +16,7 @@ use deepinterp_sim::{
 
 use crate::denoise::{OutputDtype, clipped_note};
 use crate::error::{PipelineError, Result, ensure};
-use crate::progress::{Progress, Reporter};
+use crate::progress::{Progress, Reporter, advance};
 
 /// A simulated two-photon movie: neurons, neuropil, baseline, Poisson shot noise.
 #[derive(Clone, Debug)]
@@ -155,7 +155,7 @@ pub fn simulate_2p(args: &Simulate2pRequest, report: Reporter<'_>) -> Result<()>
     let mut clean_writer = create_movie(&args.clean, &info(Dtype::F32))?;
     let mut clean = vec![0f32; CHUNK_FRAMES * plane];
     let mut noisy = vec![0f32; CHUNK_FRAMES * plane];
-    report(Progress::Begin {
+    report.show(Progress::Begin {
         label: "simulate",
         total: args.frames as u64,
         unit: "frames",
@@ -176,18 +176,15 @@ pub fn simulate_2p(args: &Simulate2pRequest, report: Reporter<'_>) -> Result<()>
         noisy_writer.write_frames(&noisy[..count * plane], count)?;
         clean_writer.write_frames(&clean[..count * plane], count)?;
         done += count;
-        report(Progress::Advance {
-            done: done as u64,
-            note: None,
-        });
+        advance(report, done as u64, None)?;
     }
     let noisy_summary = noisy_writer.finish()?;
     clean_writer.finish()?;
-    report(Progress::End);
+    report.show(Progress::End);
     let truth = serde_json::to_vec_pretty(&simulator.ground_truth())
         .map_err(|e| PipelineError::Refused(format!("cannot write the ground truth: {e}")))?;
     write_file_atomically(&truth_path, &truth)?;
-    report(Progress::Line(format!(
+    report.show(Progress::Line(format!(
         "wrote {} ({} frames {}x{}, {}), {} and {}{}",
         args.output.display(),
         args.frames,
@@ -274,7 +271,7 @@ pub fn simulate_ephys(args: &SimulateEphysRequest, report: Reporter<'_>) -> Resu
     let channels = args.channels;
     let mut clean = vec![0f32; CHUNK_SAMPLES * channels];
     let mut noisy = vec![0f32; CHUNK_SAMPLES * channels];
-    report(Progress::Begin {
+    report.show(Progress::Begin {
         label: "simulate",
         total: samples as u64,
         unit: "samples",
@@ -296,14 +293,11 @@ pub fn simulate_ephys(args: &SimulateEphysRequest, report: Reporter<'_>) -> Resu
         noisy_writer.write_samples(&noisy[..len], count)?;
         clean_writer.write_samples(&clean[..len], count)?;
         done += count;
-        report(Progress::Advance {
-            done: done as u64,
-            note: None,
-        });
+        advance(report, done as u64, None)?;
     }
     let noisy_summary = noisy_writer.finish()?;
     clean_writer.finish()?;
-    report(Progress::End);
+    report.show(Progress::End);
     let spikes = simulator.spikes();
     let mut csv = String::from("sample,unit\n");
     for spike in &spikes {
@@ -326,7 +320,7 @@ pub fn simulate_ephys(args: &SimulateEphysRequest, report: Reporter<'_>) -> Resu
         );
     }
     write_file_atomically(&units_path, csv.as_bytes())?;
-    report(Progress::Line(format!(
+    report.show(Progress::Line(format!(
         "wrote {} ({samples} samples x {channels} channels + sync, {:.1} s at {} Hz, noise {} µV RMS, int16 at {NP1_MICROVOLTS_PER_BIT} µV/bit), {}, {} ({} spikes) and {} ({} units){}",
         args.output.display(),
         args.duration,
@@ -432,7 +426,7 @@ pub fn simulate_fmri(args: &SimulateFmriRequest, report: Reporter<'_>) -> Result
     let volume_len = x * y * z;
     let mut clean = vec![0f32; CHUNK_VOLUMES * volume_len];
     let mut noisy = vec![0f32; CHUNK_VOLUMES * volume_len];
-    report(Progress::Begin {
+    report.show(Progress::Begin {
         label: "simulate",
         total: frames as u64,
         unit: "volumes",
@@ -450,16 +444,13 @@ pub fn simulate_fmri(args: &SimulateFmriRequest, report: Reporter<'_>) -> Result
         noisy_writer.write_volumes(&noisy[..len], count)?;
         clean_writer.write_volumes(&clean[..len], count)?;
         done += count;
-        report(Progress::Advance {
-            done: done as u64,
-            note: None,
-        });
+        advance(report, done as u64, None)?;
     }
     let noisy_summary = noisy_writer.finish()?;
     clean_writer.finish()?;
-    report(Progress::End);
+    report.show(Progress::End);
     let brain = simulator.brain_mask().iter().filter(|&&b| b).count();
-    report(Progress::Line(format!(
+    report.show(Progress::Line(format!(
         "simulated {x}x{y}x{z} voxels x {frames} volumes (TR {} s, tSNR {}, noise sigma {:.1}, {brain} brain voxels): {} (noisy), {} (clean){}",
         args.tr,
         args.tsnr,

@@ -23,7 +23,7 @@ use deepinterp_io::output::{OutputGuard, write_file_atomically};
 use crate::backend::{Infer, Train};
 use crate::error::{PipelineError, Result, ensure};
 use crate::preset::Preset;
-use crate::progress::{Progress, Reporter};
+use crate::progress::{Progress, Reporter, advance};
 use crate::recording::{RawOptions, Recording, common_modality};
 
 /// A training run: the recordings, where the model goes, and the settings.
@@ -464,12 +464,12 @@ impl Run<'_> {
             outputs.forget_unfinished_run()?;
         }
         if request.resume && !checkpoint.exists() {
-            report(Progress::Line(format!(
+            report.show(Progress::Line(format!(
                 "no checkpoint at {}: starting from scratch",
                 checkpoint.display()
             )));
         }
-        report(Progress::Resumable(format!(
+        report.show(Progress::Resumable(format!(
             "the last epoch's checkpoint is kept: run the same command with --resume to continue ({})",
             checkpoint.display()
         )));
@@ -503,7 +503,7 @@ impl Run<'_> {
             training: None,
             source,
         };
-        report(Progress::Begin {
+        report.show(Progress::Begin {
             label: "train",
             total: settings.steps as u64,
             unit: "steps",
@@ -537,7 +537,7 @@ impl Run<'_> {
                     }
                     history = resumed_history.to_vec();
                     let first_step = history.last().map_or(0, |r| r.step);
-                    report(Progress::Line(format!(
+                    report.show(Progress::Line(format!(
                         "training {arch} ({} parameters) on {inputs_count} input(s) ({train_frames} {}), window {}/{}/{}, {} steps of {} samples, {validation_samples} validation samples{}",
                         network_config.parameter_count(),
                         match modality {
@@ -557,15 +557,14 @@ impl Run<'_> {
                         }
                     )));
                     if let Some(loss) = initial_validation_loss {
-                        report(Progress::Line(format!(
+                        report.show(Progress::Line(format!(
                             "validation loss before training: {loss:.5}"
                         )));
                     }
                 }
-                TrainEvent::Step { step, loss } => report(Progress::Advance {
-                    done: step as u64,
-                    note: Some(format!("train loss {loss:.4}")),
-                }),
+                TrainEvent::Step { step, loss } => {
+                    advance(report, step as u64, Some(format!("train loss {loss:.4}")))?
+                }
                 TrainEvent::Epoch {
                     report: epoch,
                     network,
@@ -588,7 +587,7 @@ impl Run<'_> {
                         write_model(&outputs.unfinished, &model)?;
                     }
                     write_file_atomically(&csv_path, loss_csv(&history).as_bytes())?;
-                    report(Progress::Line(format!(
+                    report.show(Progress::Line(format!(
                         "epoch {:>3}  step {:>6}  train {:.5}  validation {}  lr {:.2e}{}",
                         epoch.epoch,
                         epoch.step,
@@ -612,7 +611,7 @@ impl Run<'_> {
             &device,
             &mut on_event,
         )?;
-        report(Progress::End);
+        report.show(Progress::End);
         outputs.finish()?;
         let png_path = outputs.loss_png.clone();
         let train_points: Vec<(usize, f64)> = outcome
@@ -631,7 +630,7 @@ impl Run<'_> {
             &validation_points,
             "training loss",
         )?;
-        report(Progress::Line(format!(
+        report.show(Progress::Line(format!(
             "{} steps{}; model {}, loss history {} and {}",
             outcome.steps,
             if outcome.stopped_on_time {
@@ -651,7 +650,7 @@ impl Run<'_> {
                 Some(best.map_or(loss, |b| b.min(loss)))
             });
         if let (Some(before), Some(after)) = (initial_loss, best) {
-            report(Progress::Line(format!(
+            report.show(Progress::Line(format!(
                 "validation loss {before:.5} before training, {after:.5} after (best, saved): {:+.1}%",
                 100.0 * (after - before) / before
             )));

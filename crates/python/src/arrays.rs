@@ -25,7 +25,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert::{Kwargs, invalid};
-use crate::{PyProgress, detached};
+use crate::{PyProgress, detached, detached_reporting};
 
 /// Element types an array may hold (numpy's names).
 #[derive(Clone, Copy, Debug)]
@@ -390,9 +390,7 @@ fn run_frames(
             )),
         })
     };
-    let report = denoise_frames(request, model, &mut recording, &mut create, &mut |p| {
-        progress.show(p)
-    })?;
+    let report = denoise_frames(request, model, &mut recording, &mut create, progress)?;
     let values = std::mem::take(&mut *sink.lock().unwrap_or_else(|e| e.into_inner()));
     Ok((values, report.frames))
 }
@@ -444,7 +442,7 @@ pub(crate) fn denoise_movie<'py>(
     Kwargs::new(options).denoise(&mut request)?;
     let recording = Recording::Movie(Box::new(ArrayMovie { data, info }));
     let mut progress = PyProgress::new(progress);
-    let (values, written) = detached(py, || {
+    let (values, written) = detached_reporting(py, &mut progress, |progress| {
         if to_file {
             check_output(&request, filename.as_deref())?;
         }
@@ -456,7 +454,7 @@ pub(crate) fn denoise_movie<'py>(
             recording,
             to_file,
             height * width,
-            &mut progress,
+            progress,
         )
     })?;
     if to_file {
@@ -529,7 +527,7 @@ pub(crate) fn denoise_probe<'py>(
     let mut request = DenoiseRequest::new(name, output.unwrap_or_default(), model);
     Kwargs::new(options).denoise(&mut request)?;
     let mut progress = PyProgress::new(progress);
-    let (values, written) = detached(py, || {
+    let (values, written) = detached_reporting(py, &mut progress, |progress| {
         if to_file {
             check_output(&request, filename.as_deref())?;
         }
@@ -550,7 +548,7 @@ pub(crate) fn denoise_probe<'py>(
             recording,
             to_file,
             channels,
-            &mut progress,
+            progress,
         )
     })?;
     if to_file {

@@ -12,26 +12,45 @@ mod model;
 use std::path::PathBuf;
 
 use deepinterp_pipeline::{
-    DenoiseRequest, EvaluateRequest, FinetuneRequest, PipelineError, Progress, TrainRequest,
+    DenoiseRequest, EvaluateRequest, FinetuneRequest, Observer, PipelineError, Progress,
+    TrainRequest,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert::{Kwargs, raise};
 
-/// Calls the Python `progress(kind, done, total, text)` for each piece of pipeline news;
-/// `kind` is "begin", "advance", "end" or "line".
+/// Calls the Python `progress(kind, done, total, text)` for each piece of pipeline news
+/// (`kind` is "begin", "advance", "end" or "line"), and stops the call when Python has a
+/// signal to handle (Ctrl-C: `KeyboardInterrupt`, raised once the call has cleaned up).
 pub(crate) struct PyProgress {
     callback: Option<Py<PyAny>>,
     total: u64,
+    /// The exception a signal handler raised, to raise once the call has stopped.
+    interrupt: Option<PyErr>,
 }
 
 impl PyProgress {
     pub(crate) fn new(callback: Option<Py<PyAny>>) -> Self {
-        Self { callback, total: 0 }
+        Self {
+            callback,
+            total: 0,
+            interrupt: None,
+        }
+    }
+}
+
+impl Observer for PyProgress {
+    fn should_stop(&mut self) -> bool {
+        if self.interrupt.is_none()
+            && let Err(error) = Python::attach(|py| py.check_signals())
+        {
+            self.interrupt = Some(error);
+        }
+        self.interrupt.is_some()
     }
 
-    pub(crate) fn show(&mut self, progress: Progress<'_>) {
+    fn show(&mut self, progress: Progress<'_>) {
         let Some(callback) = &self.callback else {
             return;
         };
@@ -46,12 +65,21 @@ impl PyProgress {
             Progress::Resumable(_) => return,
         };
         let total = self.total;
-        Python::attach(|py| {
-            // A failing callback must not stop the run: Python prints the error as unraisable.
-            if let Err(error) = callback.call1(py, (kind, done, total, text)) {
+        let interrupt = Python::attach(|py| {
+            let error = callback.call1(py, (kind, done, total, text)).err()?;
+            // A signal handler's exception (KeyboardInterrupt, raised wherever Python code
+            // runs next) stops the call; a failing callback must not: Python prints its
+            // error as unraisable.
+            if error.is_instance_of::<pyo3::exceptions::PyException>(py) {
                 error.write_unraisable(py, Some(callback.bind(py)));
+                None
+            } else {
+                Some(error)
             }
         });
+        if self.interrupt.is_none() {
+            self.interrupt = interrupt;
+        }
     }
 }
 
@@ -61,6 +89,20 @@ pub(crate) fn detached<T: Send>(
     work: impl FnOnce() -> Result<T, PipelineError> + Send,
 ) -> PyResult<T> {
     py.detach(work).map_err(|error| raise(py, &error))
+}
+
+/// As [`detached`], for work that reports to `progress`: a call stopped by a signal raises
+/// the signal handler's exception (`KeyboardInterrupt` for Ctrl-C).
+pub(crate) fn detached_reporting<T: Send>(
+    py: Python<'_>,
+    progress: &mut PyProgress,
+    work: impl FnOnce(&mut PyProgress) -> Result<T, PipelineError> + Send,
+) -> PyResult<T> {
+    let result = py.detach(|| work(progress));
+    result.map_err(|error| match progress.interrupt.take() {
+        Some(interrupt) => interrupt,
+        None => raise(py, &error),
+    })
 }
 
 /// Denoises a recording file into an output file; returns what was written.
@@ -77,8 +119,8 @@ fn denoise_file(
     let mut request = DenoiseRequest::new(input, output, model);
     Kwargs::new(options).denoise(&mut request)?;
     let mut progress = PyProgress::new(progress);
-    let report = detached(py, || {
-        deepinterp_pipeline::denoise(&request, &mut |p| progress.show(p))
+    let report = detached_reporting(py, &mut progress, |progress| {
+        deepinterp_pipeline::denoise(&request, progress)
     })?;
     let summary = PyDict::new(py);
     summary.set_item("path", report.written.path)?;
@@ -103,8 +145,8 @@ fn train(
     let mut request = TrainRequest::new(inputs, output);
     Kwargs::new(options).train(&mut request)?;
     let mut progress = PyProgress::new(progress);
-    let report = detached(py, || {
-        deepinterp_pipeline::train(&request, &mut |p| progress.show(p))
+    let report = detached_reporting(py, &mut progress, |progress| {
+        deepinterp_pipeline::train(&request, progress)
     })?;
     convert::train_report(py, &report)
 }
@@ -129,8 +171,8 @@ fn finetune(
     request.freeze_encoder = kwargs.flag("freeze_encoder")?;
     kwargs.train(&mut request.train)?;
     let mut progress = PyProgress::new(progress);
-    let report = detached(py, || {
-        deepinterp_pipeline::finetune(&request, &mut |p| progress.show(p))
+    let report = detached_reporting(py, &mut progress, |progress| {
+        deepinterp_pipeline::finetune(&request, progress)
     })?;
     convert::train_report(py, &report)
 }
@@ -152,8 +194,8 @@ fn evaluate(
     };
     Kwargs::new(options).evaluate(&mut request)?;
     let mut progress = PyProgress::new(progress);
-    detached(py, || {
-        deepinterp_pipeline::evaluate(&request, &mut |p| progress.show(p))?.to_json()
+    detached_reporting(py, &mut progress, |progress| {
+        deepinterp_pipeline::evaluate(&request, progress)?.to_json()
     })
 }
 

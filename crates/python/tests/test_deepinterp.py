@@ -219,3 +219,31 @@ def test_a_large_memmap_is_denoised_in_little_memory(movie, work):
     print(f"memmap of {MEMMAP_BYTES / 2**30:.2f} GiB: peak RSS {peak_bytes / 2**20:.0f} MiB")
     os.remove(path)
     os.remove(output)
+
+
+def test_ctrl_c_stops_a_call_and_leaves_no_output(movie, work):
+    """SIGINT during a call raises KeyboardInterrupt once the call has stopped, and the
+    unfinished output is gone."""
+    import signal
+
+    _, model = movie
+    output = work / "interrupted.h5"
+    script = (
+        "import sys, numpy as np, deepinterp\n"
+        "movie = np.random.default_rng(0).poisson(5.0, (600, 256, 256)).astype(np.float32)\n"
+        "print('started', flush=True)\n"
+        "try:\n"
+        f"    deepinterp.denoise(movie, {str(model)!r}, output={str(output)!r}, progress=False)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "    sys.exit(3)\n"
+        "print('finished', flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "started"
+    time.sleep(1.0)
+    child.send_signal(signal.SIGINT)
+    rest, _ = child.communicate(timeout=120)
+    assert child.returncode == 3 and "interrupted" in rest, (child.returncode, rest)
+    leftovers = [p.name for p in work.iterdir() if p.name.startswith("interrupted")]
+    assert leftovers == [], leftovers

@@ -7,7 +7,5 @@ use crate::progress::Terminal;
 
 pub fn denoise(request: &DenoiseRequest) -> Result<DenoiseReport> {
     let mut terminal = Terminal::default();
-    Ok(deepinterp_pipeline::denoise(request, &mut |progress| {
-        terminal.show(progress)
-    })?)
+    Ok(deepinterp_pipeline::denoise(request, &mut terminal)?)
 }

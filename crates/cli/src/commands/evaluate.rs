@@ -8,8 +8,7 @@ use crate::progress::Terminal;
 
 pub fn evaluate(args: &EvaluateArgs) -> Result<Evaluation> {
     let mut terminal = Terminal::default();
-    let evaluation =
-        deepinterp_pipeline::evaluate(&args.request, &mut |progress| terminal.show(progress))?;
+    let evaluation = deepinterp_pipeline::evaluate(&args.request, &mut terminal)?;
     if args.json {
         println!("{}", evaluation.to_json()?);
     } else {

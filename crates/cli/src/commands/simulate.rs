@@ -9,17 +9,15 @@ use crate::progress::Terminal;
 
 pub fn simulate_2p(request: &Simulate2pRequest) -> Result<()> {
     let mut terminal = Terminal::default();
-    Ok(simulate::simulate_2p(request, &mut |p| terminal.show(p))?)
+    Ok(simulate::simulate_2p(request, &mut terminal)?)
 }
 
 pub fn simulate_ephys(request: &SimulateEphysRequest) -> Result<()> {
     let mut terminal = Terminal::default();
-    Ok(simulate::simulate_ephys(request, &mut |p| {
-        terminal.show(p)
-    })?)
+    Ok(simulate::simulate_ephys(request, &mut terminal)?)
 }
 
 pub fn simulate_fmri(request: &SimulateFmriRequest) -> Result<()> {
     let mut terminal = Terminal::default();
-    Ok(simulate::simulate_fmri(request, &mut |p| terminal.show(p))?)
+    Ok(simulate::simulate_fmri(request, &mut terminal)?)
 }

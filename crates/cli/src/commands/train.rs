@@ -7,12 +7,12 @@ use crate::progress::Terminal;
 
 pub fn train(request: &TrainRequest) -> Result<()> {
     let mut terminal = Terminal::default();
-    deepinterp_pipeline::train(request, &mut |progress| terminal.show(progress))?;
+    deepinterp_pipeline::train(request, &mut terminal)?;
     Ok(())
 }
 
 pub fn finetune(request: &FinetuneRequest) -> Result<()> {
     let mut terminal = Terminal::default();
-    deepinterp_pipeline::finetune(request, &mut |progress| terminal.show(progress))?;
+    deepinterp_pipeline::finetune(request, &mut terminal)?;
     Ok(())
 }
