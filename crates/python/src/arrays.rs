@@ -542,14 +542,7 @@ pub(crate) fn denoise_probe<'py>(
             Box::new(ArrayProbe { data, info }),
             row_multiple,
         )));
-        run_frames(
-            &request,
-            &model,
-            recording,
-            to_file,
-            channels,
-            progress,
-        )
+        run_frames(&request, &model, recording, to_file, channels, progress)
     })?;
     if to_file {
         return Ok(None);
