@@ -99,10 +99,13 @@ pub(crate) fn detached_reporting<T: Send>(
     work: impl FnOnce(&mut PyProgress) -> Result<T, PipelineError> + Send,
 ) -> PyResult<T> {
     let result = py.detach(|| work(progress));
-    result.map_err(|error| match progress.interrupt.take() {
-        Some(interrupt) => interrupt,
-        None => raise(py, &error),
-    })
+    // A signal's exception is raised even when the work ended anyway: its handler has run
+    // and will not run again.
+    match (progress.interrupt.take(), result) {
+        (Some(interrupt), _) => Err(interrupt),
+        (None, Ok(value)) => Ok(value),
+        (None, Err(error)) => Err(raise(py, &error)),
+    }
 }
 
 /// Denoises a recording file into an output file; returns what was written.
