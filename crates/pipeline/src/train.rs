@@ -526,14 +526,7 @@ impl Run<'_> {
                     // fine-tuning run that only makes things worse leaves its base in place.
                     if initial_validation_loss.is_some() {
                         summary.best_validation_loss = initial_validation_loss;
-                        let model = Model {
-                            spec: ModelSpec {
-                                training: Some(summary.clone()),
-                                ..spec.clone()
-                            },
-                            network: network.clone(),
-                        };
-                        write_model(&outputs.unfinished, &model)?;
+                        keep_best(&outputs.unfinished, &spec, &summary, network)?;
                     }
                     history = resumed_history.to_vec();
                     let first_step = history.last().map_or(0, |r| r.step);
@@ -577,14 +570,7 @@ impl Run<'_> {
                         .collect();
                     if epoch.improved {
                         summary.best_validation_loss = epoch.validation_loss;
-                        let model = Model {
-                            spec: ModelSpec {
-                                training: Some(summary.clone()),
-                                ..spec.clone()
-                            },
-                            network: network.clone(),
-                        };
-                        write_model(&outputs.unfinished, &model)?;
+                        keep_best(&outputs.unfinished, &spec, &summary, network)?;
                     }
                     write_file_atomically(&csv_path, loss_csv(&history).as_bytes())?;
                     report.show(Progress::Line(format!(
@@ -666,6 +652,24 @@ impl Run<'_> {
             history: outcome.history,
         })
     }
+}
+
+/// Writes the run's best network so far, with the training summary in its spec, as the
+/// unfinished model (moved into place when the run ends).
+fn keep_best(
+    unfinished: &Path,
+    spec: &ModelSpec,
+    summary: &TrainingSummary,
+    network: &Network<Infer>,
+) -> Result<(), deepinterp::EngineError> {
+    let model = Model {
+        spec: ModelSpec {
+            training: Some(summary.clone()),
+            ..spec.clone()
+        },
+        network: network.clone(),
+    };
+    write_model(unfinished, &model)
 }
 
 /// The recordings to train on, the frame size to record in the model (frame recordings)
