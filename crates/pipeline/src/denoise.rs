@@ -165,16 +165,7 @@ pub fn denoise(request: &DenoiseRequest, report: Reporter<'_>) -> Result<Denoise
     guard.check()?;
     let device = Default::default();
     let model = load_denoiser(request, &device)?;
-    let modality = modality_of(&request.input);
-    ensure!(
-        model.spec.modality == modality,
-        "{}: a {} recording, but {} is a {} model ({})",
-        request.input.display(),
-        modality.name(),
-        request.model.display(),
-        model.spec.modality.name(),
-        model.spec.architecture
-    );
+    check_modality(request, &model, modality_of(&request.input))?;
     let Some(planar) = model.network.planar() else {
         return denoise_volumetric(request, &model, &device, report);
     };
@@ -217,6 +208,24 @@ pub fn load_denoiser(
     Ok(model)
 }
 
+/// Refuses a model of another modality than the recording's.
+fn check_modality(
+    request: &DenoiseRequest,
+    model: &Model<Infer>,
+    modality: deepinterp::model::Modality,
+) -> Result<()> {
+    ensure!(
+        model.spec.modality == modality,
+        "{}: a {} recording, but {} is a {} model ({})",
+        request.input.display(),
+        modality.name(),
+        request.model.display(),
+        model.spec.modality.name(),
+        model.spec.architecture
+    );
+    Ok(())
+}
+
 /// Makes the writer of a planned output (the plan says how many frames of what size).
 pub type CreateWriter<'w> =
     dyn FnMut(&Recording, &DenoisePlan) -> Result<Box<dyn MovieWriter>> + 'w;
@@ -237,6 +246,7 @@ pub fn denoise_frames(
         "{}: --mode parity applies to fMRI runs only; frame recordings are denoised one network pass per frame",
         request.input.display()
     );
+    check_modality(request, model, recording.modality())?;
     let device = Default::default();
     let settings = DenoiseSettings {
         edges: request.edges,

@@ -116,6 +116,14 @@ impl Recording {
         })
     }
 
+    /// The modality of the recording.
+    pub fn modality(&self) -> Modality {
+        match self {
+            Recording::Movie(_) => Modality::TwoPhoton,
+            Recording::Ephys(_) => Modality::Ephys,
+        }
+    }
+
     /// What one frame is called in messages: "frames" or (ephys) "samples".
     pub fn unit(&self) -> &'static str {
         match self {

@@ -353,20 +353,6 @@ fn run_frames(
     item: usize,
     progress: &mut PyProgress,
 ) -> Result<(Vec<f32>, usize), PipelineError> {
-    let modality = match &recording {
-        Recording::Movie(_) => Modality::TwoPhoton,
-        Recording::Ephys(_) => Modality::Ephys,
-    };
-    if model.spec.modality != modality {
-        return Err(PipelineError::Refused(format!(
-            "{}: a {} recording, but {} is a {} model ({})",
-            request.input.display(),
-            modality.name(),
-            request.model.display(),
-            model.spec.modality.name(),
-            model.spec.architecture
-        )));
-    }
     let sink: Sink = Default::default();
     let mut create = |recording: &Recording, plan: &deepinterp::inference::DenoisePlan| {
         if to_file {
