@@ -4,12 +4,22 @@
 use deepinterp_pipeline::{Observer, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A bar counting `unit`s up to `total`.
+/// A bar counting `unit`s up to `total`; a total of 0 is open-ended work (a training run
+/// that stops when it converges): a count and a rate, no ETA.
 pub fn bar(total: u64, message: &str, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    let template = format!(
-        "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}} ({{elapsed}})"
-    );
+    let (bar, template) = if total == 0 {
+        (
+            ProgressBar::new_spinner(),
+            format!("{{msg}} {{spinner}} {{pos}} {unit} {{per_sec}} ({{elapsed}})"),
+        )
+    } else {
+        (
+            ProgressBar::new(total),
+            format!(
+                "{{msg}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{per_sec}} ETA {{eta}} ({{elapsed}})"
+            ),
+        )
+    };
     bar.set_style(
         ProgressStyle::with_template(&template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())

@@ -109,7 +109,7 @@ fn a_trained_model_shows_its_training_summary_and_file_version() {
     let training = &report["training"];
     assert_eq!(training["steps"], 4, "{report}");
     assert_eq!(training["batch_size"], 2, "{report}");
-    assert_eq!(training["loss"], "l1", "{report}");
+    assert_eq!(training["loss"], "l2", "{report}");
     assert_eq!(training["seed"], 5, "{report}");
     assert_eq!(training["epochs"], 2, "{report}");
     assert_eq!(
@@ -123,12 +123,26 @@ fn a_trained_model_shows_its_training_summary_and_file_version() {
     );
     let inputs = training["inputs"].as_array().expect("training.inputs");
     assert_eq!(inputs.len(), 1, "{report}");
+    // How the run ended: its step count (--steps), how fast the validation loss was still
+    // falling and how precise the validation was.
+    let ending = &training["ending"];
+    assert_eq!(ending["ending"], "steps", "{report}");
+    assert_eq!(ending["steps"], 4, "{report}");
+    assert!(
+        ending["validation_fall_per_1000_steps"].is_number(),
+        "{report}"
+    );
+    assert!(ending["validation_relative_error"].is_number(), "{report}");
 
     let output = run(&["inspect", s(&model)]);
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}");
     assert!(
         text.contains("4 steps of batch 2") && text.contains("seed 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("run ended") && text.contains("4 steps: ran its step count"),
         "{text}"
     );
 

@@ -201,3 +201,46 @@ fn a_briefly_trained_model_beats_noise_and_the_gaussian_baseline() {
     );
     assert!(snr_gain > 2.0, "SNR gain {snr_gain}");
 }
+
+#[test]
+fn without_steps_training_stops_when_the_validation_loss_stops_improving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (noisy, _) = simulate(dir.path(), 60, 32, 2);
+    let model = dir.path().join("m.dimodel");
+    let mut args = vec!["train", s(&noisy), "-o", s(&model)];
+    args.extend_from_slice(&common::TINY_SETTINGS);
+    // A rate too small to move the network: no epoch is progress, so the run halves its rate
+    // every 8 epochs and stops after 24.
+    args.extend_from_slice(&[
+        "--steps-per-epoch",
+        "2",
+        "--learning-rate",
+        "1e-12",
+        "--seed",
+        "5",
+    ]);
+    let output = common::run(&args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("steps until the validation loss stops improving (at most 100000)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("48 steps: converged (the validation loss stopped improving)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lr 2.50e-13"), "{stderr}");
+    let header = model_header(&model);
+    let ending = &header["spec"]["training"]["ending"];
+    assert_eq!(ending["ending"], "converged", "{header}");
+    assert_eq!(ending["steps"], 48, "{header}");
+
+    // With no validation there is nothing to converge on: the preset's fixed count, said so.
+    let blind = dir.path().join("blind.dimodel");
+    let mut args = vec!["train", s(&noisy), "-o", s(&blind)];
+    args.extend_from_slice(&common::TINY_SETTINGS);
+    args.extend_from_slice(&["--validation-fraction", "0", "--max-minutes", "0.05"]);
+    let stderr = run_ok(&args);
+    assert!(stderr.contains("1000 steps of 2 samples"), "{stderr}");
+}

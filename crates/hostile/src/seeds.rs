@@ -363,6 +363,7 @@ pub fn checkpoint() -> Vec<Seed> {
         lr_halving_epochs: None,
         batch_size: 2,
         steps: 2,
+        convergence: None,
         steps_per_epoch: 1,
         max_minutes: None,
         patch_size: None,

@@ -10,8 +10,10 @@
 
 use serde::Serialize;
 
+use crate::baselines::{BestGaussian, GaussianRange};
 use crate::error::MetricsError;
 use crate::gaussian::{BASELINE_SIGMA, SpatioTemporalGaussian, kernel_radius};
+use crate::residual::{ResidualAccumulator, ResidualStats};
 use crate::snr::{SNR_BLOCK_FRAMES, SnrAccumulator, SnrSampling, median};
 
 /// Error of one movie against the clean movie, over every pixel of every frame.
@@ -61,6 +63,14 @@ pub struct EvalReport {
     pub gaussian_vs_clean: Option<ErrorStats>,
     /// Spatial-only (2D, frame by frame) Gaussian filter of the noisy movie against clean.
     pub gaussian2d_vs_clean: Option<ErrorStats>,
+    /// The best of a range of spatial and spatiotemporal Gaussian filters (see
+    /// [`crate::baselines`]) against clean.
+    pub best_gaussian_vs_clean: Option<BestGaussian>,
+    /// `mse(best Gaussian) / mse(denoised)`.
+    pub l2_reduction_vs_best_gaussian: Option<f64>,
+    /// What denoising removed (`noisy − denoised`): a residual with structure means signal
+    /// was removed (see [`crate::residual`]).
+    pub residual: Option<ResidualStats>,
     /// `mse(noisy) / mse(denoised)`.
     pub l2_reduction_vs_noisy: Option<f64>,
     /// `mse(3D Gaussian) / mse(denoised)`.
@@ -90,7 +100,7 @@ pub struct EvalReport {
 
 /// Running sums of absolute and squared error.
 #[derive(Clone, Copy, Debug, Default)]
-struct ErrorSums {
+pub(crate) struct ErrorSums {
     absolute: f64,
     squared: f64,
     values: u64,
@@ -98,7 +108,7 @@ struct ErrorSums {
 
 impl ErrorSums {
     /// Adds one frame; per-frame partial sums keep the total independent of chunking.
-    fn add_frame(&mut self, estimate: &[f32], clean: &[f32]) {
+    pub(crate) fn add_frame(&mut self, estimate: &[f32], clean: &[f32]) {
         let mut absolute = 0.0f64;
         let mut squared = 0.0f64;
         for (&value, &truth) in estimate.iter().zip(clean) {
@@ -111,7 +121,7 @@ impl ErrorSums {
         self.values += estimate.len() as u64;
     }
 
-    fn stats(&self) -> Option<ErrorStats> {
+    pub(crate) fn stats(&self) -> Option<ErrorStats> {
         if self.values == 0 {
             return None;
         }
@@ -133,6 +143,7 @@ struct CleanComparison {
     gaussian2d: ErrorSums,
     gaussian3d: ErrorSums,
     filter: SpatioTemporalGaussian,
+    range: GaussianRange,
     /// Clean frames waiting for their 3D-filtered counterpart; frame `j` in slot
     /// `j % pending_clean.len()`.
     pending_clean: Vec<Vec<f32>>,
@@ -148,6 +159,7 @@ impl CleanComparison {
             gaussian2d: ErrorSums::default(),
             gaussian3d: ErrorSums::default(),
             filter: SpatioTemporalGaussian::new(height, width, BASELINE_SIGMA),
+            range: GaussianRange::new(height, width),
             pending_clean: vec![vec![0.0; frame_pixels]; kernel_radius(BASELINE_SIGMA) + 1],
             filtered: vec![0.0; frame_pixels],
         }
@@ -156,6 +168,7 @@ impl CleanComparison {
     fn push_frame(&mut self, index: usize, noisy: &[f32], denoised: &[f32], clean: &[f32]) {
         self.noisy.add_frame(noisy, clean);
         self.denoised.add_frame(denoised, clean);
+        self.range.push(noisy, clean);
         let slots = self.pending_clean.len();
         self.pending_clean[index % slots].copy_from_slice(clean);
         let ready = self.filter.push(noisy, &mut self.filtered);
@@ -199,6 +212,7 @@ pub struct Evaluator {
     received: usize,
     snr_noisy: SnrAccumulator,
     snr_denoised: SnrAccumulator,
+    residual: ResidualAccumulator,
     comparison: Option<CleanComparison>,
 }
 
@@ -218,6 +232,7 @@ impl Evaluator {
             received: 0,
             snr_noisy: SnrAccumulator::new(sampling.clone()),
             snr_denoised: SnrAccumulator::new(sampling),
+            residual: ResidualAccumulator::new(height, width),
             comparison: (with_clean && frame_ok).then(|| CleanComparison::new(height, width)),
         }
     }
@@ -294,8 +309,11 @@ impl Evaluator {
             let denoised_frame = &denoised[range.clone()];
             self.snr_noisy.push_frame(noisy_frame);
             self.snr_denoised.push_frame(denoised_frame);
-            if let (Some(comparison), Some(clean)) = (self.comparison.as_mut(), clean) {
-                comparison.push_frame(self.received, noisy_frame, denoised_frame, &clean[range]);
+            let clean_frame = clean.map(|clean| &clean[range]);
+            self.residual
+                .push_frame(noisy_frame, denoised_frame, clean_frame);
+            if let (Some(comparison), Some(clean)) = (self.comparison.as_mut(), clean_frame) {
+                comparison.push_frame(self.received, noisy_frame, denoised_frame, clean);
             }
             self.received += 1;
         }
@@ -355,8 +373,10 @@ impl Evaluator {
 
         let (mut noisy_vs_clean, mut denoised_vs_clean) = (None, None);
         let (mut gaussian_vs_clean, mut gaussian2d_vs_clean) = (None, None);
+        let mut best_gaussian_vs_clean = None;
         if let Some(mut comparison) = self.comparison.take() {
             comparison.finish();
+            best_gaussian_vs_clean = comparison.range.finish();
             noisy_vs_clean = comparison.noisy.stats();
             denoised_vs_clean = comparison.denoised.stats();
             gaussian_vs_clean = comparison.gaussian3d.stats();
@@ -387,6 +407,9 @@ impl Evaluator {
             l2_reduction_vs_gaussian2d: reduction(gaussian2d_vs_clean, mse),
             l1_reduction_vs_noisy: reduction(noisy_vs_clean, mae),
             l1_reduction_vs_gaussian: reduction(gaussian_vs_clean, mae),
+            l2_reduction_vs_best_gaussian: reduction(best_gaussian_vs_clean.map(|b| b.error), mse),
+            best_gaussian_vs_clean,
+            residual: self.residual.finish(),
             noisy_vs_clean,
             denoised_vs_clean,
             gaussian_vs_clean,

@@ -15,18 +15,25 @@
 //! temporal SNR (mean / std over time, edge frames dropped) in brain voxels before and after
 //! denoising, and error to clean, in an [`FmriReport`].
 //!
+//! Movie reports also name the best of a range of Gaussian filters ([`baselines`]) and
+//! summarise the residual `noisy − denoised` ([`residual`]): structure in it means signal
+//! was removed.
+//!
 //! Modules: `evaluator` (the report), [`gaussian`] (baseline filters), [`snr`] (SNR definition
 //! and sampling rule), [`plots`] (PNG figures), [`ephys`] (spike-band metrics and their
 //! definitions), [`fmri`] (tSNR, brain mask and their definitions), `error` (errors).
 
+pub mod baselines;
 pub mod ephys;
 mod error;
 mod evaluator;
 pub mod fmri;
 pub mod gaussian;
 pub mod plots;
+pub mod residual;
 pub mod snr;
 
+pub use baselines::BestGaussian;
 pub use ephys::{
     EphysErrorStats, EphysEvalSettings, EphysEvaluator, EphysReport, GroundTruthSpike,
     SpikeFidelity, UnitChannels, UnitFidelity,
@@ -35,4 +42,5 @@ pub use error::MetricsError;
 pub use evaluator::{ErrorStats, EvalReport, Evaluator, SnrStats};
 pub use fmri::{BrainThreshold, FmriErrorStats, FmriEvalSettings, FmriEvaluator, FmriReport};
 pub use gaussian::{BASELINE_SIGMA, SpatialGaussian, SpatioTemporalGaussian, gaussian_kernel};
+pub use residual::ResidualStats;
 pub use snr::{MAX_SAMPLED_PIXELS, SNR_BLOCK_FRAMES, TRACE_VALUE_BUDGET};

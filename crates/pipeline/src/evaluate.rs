@@ -194,16 +194,37 @@ fn movie_summary(report: &EvalReport) -> Vec<String> {
         if let Some(gaussian) = &report.gaussian_vs_clean {
             lines.push(format!("  Gaussian sigma=3 baseline {:.4}", gaussian.mse));
         }
+        if let Some(best) = &report.best_gaussian_vs_clean {
+            lines.push(format!(
+                "  best of {} Gaussian filters (sigma {} px, {} frames) {:.4}",
+                best.filters_tried, best.space_sigma, best.time_sigma, best.error.mse
+            ));
+        }
         lines.push(format!(
-            "L2 error reduction: {} vs noisy, {} vs Gaussian baseline",
+            "L2 error reduction: {} vs noisy, {} vs Gaussian baseline, {} vs the best Gaussian",
             ratio(report.l2_reduction_vs_noisy),
-            ratio(report.l2_reduction_vs_gaussian)
+            ratio(report.l2_reduction_vs_gaussian),
+            ratio(report.l2_reduction_vs_best_gaussian)
         ));
     }
     lines.push(format!(
         "per-pixel SNR (median): noisy {:.2}, denoised {:.2}, gain {:.2}x",
         report.snr_noisy.median, report.snr_denoised.median, report.snr_gain_median
     ));
+    if let Some(residual) = &report.residual {
+        lines.push(format!(
+            "residual (noisy - denoised): mean {:.4}, variance {:.4} = {:.2}x the noise variance {:.4} (from frame differences{}), autocorrelation {:.3} in time, {:.3} in space",
+            residual.mean,
+            residual.variance,
+            residual.variance_ratio,
+            residual.expected_noise_variance,
+            residual
+                .true_noise_variance
+                .map_or(String::new(), |v| format!("; true {v:.4}")),
+            residual.temporal_autocorrelation,
+            residual.spatial_autocorrelation
+        ));
+    }
     lines
 }
 

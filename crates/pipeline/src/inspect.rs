@@ -99,6 +99,8 @@ pub struct TrainingReport {
     best_validation_loss: Option<f64>,
     epochs: usize,
     seed: u64,
+    /// How the run ended (absent for models of older runs).
+    ending: Option<deepinterp::training::RunEnd>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -376,6 +378,7 @@ fn training_report(summary: &TrainingSummary) -> TrainingReport {
         best_validation_loss: summary.best_validation_loss,
         epochs: summary.history.len(),
         seed: summary.seed,
+        ending: summary.ending,
     }
 }
 
@@ -670,6 +673,9 @@ impl ModelReport {
                     training.seed
                 ),
             );
+            if let Some(end) = &training.ending {
+                lines.add("run ended", end.describe());
+            }
         }
     }
 }

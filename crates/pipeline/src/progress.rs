@@ -9,7 +9,8 @@ pub enum Progress<'a> {
     Begin {
         /// What runs ("train", "denoise").
         label: &'a str,
-        /// Units of work in all.
+        /// Units of work in all; 0 when not known in advance (a run that trains until it
+        /// converges).
         total: u64,
         /// What a unit is, plural.
         unit: &'a str,

@@ -13,8 +13,8 @@ use deepinterp::model::{
 };
 use deepinterp::sampling::Window;
 use deepinterp::training::{
-    self, EpochReport, RunIdentity, TrainEvent, TrainOptions, TrainSettings, TrainingData,
-    ValidationSource, read_train_config,
+    self, EpochReport, RunEnd, RunIdentity, TREND_EPOCHS, TrainEvent, TrainOptions, TrainSettings,
+    TrainingData, ValidationSource, read_train_config,
 };
 use deepinterp::volume::VolumeBlock;
 use deepinterp_io::nifti::open_volume;
@@ -111,8 +111,9 @@ pub struct FinetuneRequest {
 pub struct TrainReport {
     /// Steps trained in all (a resumed run counts the earlier ones).
     pub steps: usize,
-    /// Whether the time budget ended the run before its steps were done.
-    pub stopped_on_time: bool,
+    /// How the run ended: converged, its step count, or the time budget, and how fast the
+    /// validation loss was still falling.
+    pub end: RunEnd,
     /// The model file.
     pub model: PathBuf,
     /// The loss history, CSV.
@@ -146,13 +147,24 @@ pub fn resolve_settings(
         }
     };
     let patch = options.patch_size.unwrap_or(preset.patch_size);
-    let (steps, learning_rate) = if finetuning {
+    let (fixed_steps, learning_rate) = if finetuning {
         (
             preset.finetune_steps,
             preset.learning_rate * preset.finetune_learning_rate_factor,
         )
     } else {
         (preset.steps, preset.learning_rate)
+    };
+    // `--steps` is an exact count. Without it a run trains until its validation loss stops
+    // improving; a run with no validation cannot tell, and takes the preset's fixed count.
+    let validating = match validation {
+        ValidationSource::Separate => true,
+        ValidationSource::HeldOut { fraction } => fraction > 0.0,
+    };
+    let (steps, convergence) = match options.steps {
+        Some(steps) => (steps, None),
+        None if validating => (preset.max_steps, Some(preset.convergence)),
+        None => (fixed_steps, None),
     };
     TrainSettings {
         window,
@@ -161,7 +173,8 @@ pub fn resolve_settings(
         learning_rate: options.learning_rate.unwrap_or(learning_rate),
         lr_halving_epochs: options.lr_halving_epochs,
         batch_size: options.batch_size.unwrap_or(preset.batch_size),
-        steps: options.steps.unwrap_or(steps),
+        steps,
+        convergence,
         steps_per_epoch: options.steps_per_epoch.unwrap_or(preset.steps_per_epoch),
         max_minutes: options.max_minutes,
         patch_size: (patch > 0).then_some(patch),
@@ -486,6 +499,7 @@ impl Run<'_> {
             best_validation_loss: None,
             history: Vec::new(),
             seed: settings.seed,
+            ending: None,
         };
         let spec = ModelSpec {
             architecture: arch.to_string(),
@@ -505,7 +519,12 @@ impl Run<'_> {
         };
         report.show(Progress::Begin {
             label: "train",
-            total: settings.steps as u64,
+            // A converging run's length is not known in advance: an open-ended count.
+            total: if settings.convergence.is_some() {
+                0
+            } else {
+                settings.steps as u64
+            },
             unit: "steps",
         });
         let csv_path = outputs.loss_csv.clone();
@@ -531,7 +550,7 @@ impl Run<'_> {
                     history = resumed_history.to_vec();
                     let first_step = history.last().map_or(0, |r| r.step);
                     report.show(Progress::Line(format!(
-                        "training {arch} ({} parameters) on {inputs_count} input(s) ({train_frames} {}), window {}/{}/{}, {} steps of {} samples, {validation_samples} validation samples{}",
+                        "training {arch} ({} parameters) on {inputs_count} input(s) ({train_frames} {}), window {}/{}/{}, {} of {} samples, {validation_samples} validation samples{}",
                         network_config.parameter_count(),
                         match modality {
                             Modality::TwoPhoton => "frames",
@@ -541,7 +560,14 @@ impl Run<'_> {
                         settings.window.pre_frames,
                         settings.window.post_frames,
                         settings.window.omitted_frames,
-                        settings.steps,
+                        if settings.convergence.is_some() {
+                            format!(
+                                "steps until the validation loss stops improving (at most {})",
+                                settings.steps
+                            )
+                        } else {
+                            format!("{} steps", settings.steps)
+                        },
                         settings.batch_size,
                         if first_step > 0 {
                             format!(", resuming at step {first_step}")
@@ -598,6 +624,16 @@ impl Run<'_> {
             &mut on_event,
         )?;
         report.show(Progress::End);
+        let end = RunEnd {
+            ending: outcome.ending,
+            steps: outcome.steps,
+            validation_fall_per_1000_steps: training::recent_fall_per_1000_steps(
+                &outcome.history,
+                TREND_EPOCHS,
+            ),
+            validation_relative_error: outcome.validation_relative_error,
+        };
+        record_end(&outputs.unfinished, end)?;
         outputs.finish()?;
         let png_path = outputs.loss_png.clone();
         let train_points: Vec<(usize, f64)> = outcome
@@ -616,14 +652,9 @@ impl Run<'_> {
             &validation_points,
             "training loss",
         )?;
+        report.show(Progress::Line(end.describe()));
         report.show(Progress::Line(format!(
-            "{} steps{}; model {}, loss history {} and {}",
-            outcome.steps,
-            if outcome.stopped_on_time {
-                " (stopped on the time budget)"
-            } else {
-                ""
-            },
+            "model {}, loss history {} and {}",
             request.output.display(),
             csv_path.display(),
             png_path.display()
@@ -643,7 +674,7 @@ impl Run<'_> {
         }
         Ok(TrainReport {
             steps: outcome.steps,
-            stopped_on_time: outcome.stopped_on_time,
+            end,
             model: outputs.model,
             loss_csv: csv_path,
             loss_png: png_path,
@@ -670,6 +701,20 @@ fn keep_best(
         network: network.clone(),
     };
     write_model(unfinished, &model)
+}
+
+/// Writes how the run ended into the spec of its unfinished model (the best network, kept
+/// as it went), before it is moved into place.
+fn record_end(unfinished: &Path, end: RunEnd) -> Result<()> {
+    if !unfinished.exists() {
+        return Ok(());
+    }
+    let mut model = load_model::<Infer>(unfinished, None, &Default::default())?;
+    if let Some(training) = &mut model.spec.training {
+        training.ending = Some(end);
+    }
+    write_model(unfinished, &model)?;
+    Ok(())
 }
 
 /// The recordings to train on, the frame size to record in the model (frame recordings)
@@ -787,7 +832,20 @@ mod tests {
     fn finetuning_takes_fewer_steps_at_a_lower_rate_unless_told() {
         let none = TrainOptions::default();
         let tuned = resolve_settings(&none, &TWO_PHOTON, TWO_PHOTON.window(), false, true);
-        assert_eq!(tuned.steps, TWO_PHOTON.finetune_steps);
+        assert_eq!(tuned.convergence, Some(TWO_PHOTON.convergence));
+        let no_validation = TrainOptions {
+            validation_fraction: Some(0.0),
+            ..TrainOptions::default()
+        };
+        let blind = resolve_settings(
+            &no_validation,
+            &TWO_PHOTON,
+            TWO_PHOTON.window(),
+            false,
+            true,
+        );
+        assert_eq!(blind.steps, TWO_PHOTON.finetune_steps);
+        assert_eq!(blind.convergence, None);
         assert_eq!(
             tuned.learning_rate,
             TWO_PHOTON.learning_rate * TWO_PHOTON.finetune_learning_rate_factor
@@ -799,6 +857,33 @@ mod tests {
         };
         let tuned = resolve_settings(&told, &TWO_PHOTON, TWO_PHOTON.window(), false, true);
         assert_eq!((tuned.steps, tuned.learning_rate), (5, 1e-2));
+        assert_eq!(tuned.convergence, None, "--steps is an exact count");
+    }
+
+    #[test]
+    fn without_steps_a_run_trains_until_it_converges() {
+        let none = TrainOptions::default();
+        for preset in [&TWO_PHOTON, &EPHYS, &FMRI] {
+            let settings = resolve_settings(&none, preset, preset.window(), false, false);
+            assert_eq!(settings.convergence, Some(preset.convergence));
+            assert_eq!(settings.steps, preset.max_steps);
+            settings.validate().unwrap();
+        }
+        let no_validation = TrainOptions {
+            validation_fraction: Some(0.0),
+            ..TrainOptions::default()
+        };
+        let settings = resolve_settings(
+            &no_validation,
+            &TWO_PHOTON,
+            TWO_PHOTON.window(),
+            false,
+            false,
+        );
+        assert_eq!(
+            (settings.steps, settings.convergence),
+            (TWO_PHOTON.steps, None)
+        );
     }
 
     #[test]

@@ -205,7 +205,15 @@ impl<'a, 'py> Kwargs<'a, 'py> {
 pub(crate) fn train_report(py: Python<'_>, report: &TrainReport) -> PyResult<Py<PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("steps", report.steps)?;
-    dict.set_item("stopped_on_time", report.stopped_on_time)?;
+    dict.set_item("ending", report.end.ending.name())?;
+    dict.set_item(
+        "validation_fall_per_1000_steps",
+        report.end.validation_fall_per_1000_steps,
+    )?;
+    dict.set_item(
+        "validation_relative_error",
+        report.end.validation_relative_error,
+    )?;
     dict.set_item("model", &report.model)?;
     dict.set_item("loss_csv", &report.loss_csv)?;
     dict.set_item("loss_png", &report.loss_png)?;

@@ -153,6 +153,10 @@ def test_train_inspect_load_and_predict(movie, work):
                               post_frames=2, steps=2, steps_per_epoch=1, batch_size=2,
                               patch_size=16, seed=5, progress=False)
     assert report["steps"] == 2 and len(report["history"]) == 2
+    assert report["ending"] == "steps", report
+    assert "validation_fall_per_1000_steps" in report
+    described = deepinterp.inspect(model_path)["training"]["ending"]
+    assert described["ending"] == "steps" and described["steps"] == 2, described
     assert os.path.exists(report["loss_csv"]) and model_path.exists()
     with pytest.raises(deepinterp.InvalidInputError, match="already here"):
         deepinterp.train(noisy, model_path, steps=1, progress=False)

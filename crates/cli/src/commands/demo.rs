@@ -60,7 +60,8 @@ fn movie_demo(args: &DemoArgs) -> Result<()> {
         &noisy,
         &model,
         TrainOptions {
-            steps: Some(100_000),
+            // The defaults a user gets: until the validation loss stops improving, within
+            // the demo's budget.
             max_minutes: Some(args.train_minutes),
             seed: Some(args.seed),
             ..TrainOptions::default()
@@ -123,7 +124,8 @@ fn ephys_demo(args: &DemoArgs) -> Result<()> {
         &noisy,
         &model,
         TrainOptions {
-            steps: Some(100_000),
+            // The defaults a user gets: until the validation loss stops improving, within
+            // the demo's budget.
             max_minutes: Some(args.train_minutes),
             steps_per_epoch: Some(100),
             seed: Some(args.seed),

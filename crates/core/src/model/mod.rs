@@ -150,6 +150,9 @@ pub struct TrainingSummary {
     pub history: Vec<(usize, f64, Option<f64>)>,
     /// Seed of the run.
     pub seed: u64,
+    /// How the run ended; absent in models of older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<crate::training::RunEnd>,
 }
 
 /// Everything, besides weights, needed to use a model.

@@ -29,7 +29,8 @@ pub struct TrainOptions {
     /// ephys unet_single_ephys_1024 (the paper's) or unet-ephys-d<depth>-w<width>.
     #[cfg_attr(feature = "clap", arg(long))]
     pub arch: Option<String>,
-    /// Optimiser steps.
+    /// Optimiser steps, exactly. Without it a run trains until its validation loss stops
+    /// improving (at most 100,000 steps, or --max-minutes).
     #[cfg_attr(feature = "clap", arg(long))]
     pub steps: Option<usize>,
     /// Stop after this many minutes (the model so far is saved).
@@ -44,7 +45,8 @@ pub struct TrainOptions {
     /// Frames left out on each side of the predicted frame.
     #[cfg_attr(feature = "clap", arg(long))]
     pub omitted_frames: Option<usize>,
-    /// Loss: l1 (paper default) or l2.
+    /// Loss: l2 (default for two-photon and extracellular recordings) or l1 (the paper's; the
+    /// fMRI default).
     #[cfg_attr(feature = "clap", arg(long, value_enum))]
     pub loss: Option<Loss>,
     /// Optimiser: rmsprop (paper; default for 2P and ephys) or adam (default for fMRI).
@@ -69,7 +71,7 @@ pub struct TrainOptions {
     /// (0: no validation).
     #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     pub validation_fraction: Option<f64>,
-    /// Fixed validation samples scored after each epoch (default 16; ephys 512).
+    /// Fixed validation samples scored after each epoch (default 64; ephys 512, fMRI 4096).
     #[cfg_attr(feature = "clap", arg(long))]
     pub validation_samples: Option<usize>,
     /// Frames (samples, for ephys) from the head of each file for the normalisation

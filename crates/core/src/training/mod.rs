@@ -23,12 +23,14 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 pub mod config;
+mod convergence;
 mod frames;
 mod identity;
 mod kernel_op;
 mod volumes;
 
 pub use config::{TrainOptions, parse_train_config, read_train_config};
+pub use convergence::{Convergence, Ending, RunEnd, TREND_EPOCHS, recent_fall_per_1000_steps};
 pub use identity::{InputFingerprint, RunIdentity, fingerprint_input};
 pub use kernel_op::{UNetTrainOps, kernels_forward, train_engine};
 
@@ -47,7 +49,8 @@ use crate::volume::VolumeBlock;
 pub enum Loss {
     /// Mean absolute error (the paper's default).
     L1,
-    /// Mean squared error (better at very low photon counts).
+    /// Mean squared error: aims at the mean of Poisson photon counts, where L1 aims at
+    /// their median (the two-photon and extracellular default).
     L2,
 }
 
@@ -90,8 +93,12 @@ pub struct TrainSettings {
     pub lr_halving_epochs: Option<usize>,
     /// Samples per step.
     pub batch_size: usize,
-    /// Total optimiser steps.
+    /// Optimiser steps: the exact count without [`Self::convergence`], the most a run may
+    /// take with it.
     pub steps: usize,
+    /// Train until the validation loss stops improving (needs validation data); `None`
+    /// runs exactly [`Self::steps`].
+    pub convergence: Option<Convergence>,
     /// Steps between validations/checkpoints.
     pub steps_per_epoch: usize,
     /// Stop (after saving) once this much wall time has passed.
@@ -162,6 +169,19 @@ impl TrainSettings {
         }
         if self.patch_size == Some(0) {
             return bad("--patch-size must be at least 1, got 0".into());
+        }
+        if let Some(rule) = &self.convergence {
+            if !(rule.min_improvement.is_finite() && rule.min_improvement >= 0.0)
+                || rule.plateau_epochs == 0
+                || rule.patience_epochs == 0
+            {
+                return bad(format!("an unusable convergence rule: {rule:?}"));
+            }
+            if self.validation == (ValidationSource::HeldOut { fraction: 0.0 }) {
+                return bad(
+                    "training until the validation loss stops improving needs validation: give --steps, a --validation recording or a --validation-fraction above 0".into(),
+                );
+            }
         }
         Ok(())
     }
@@ -266,8 +286,11 @@ pub struct TrainOutcome {
     pub history: Vec<EpochReport>,
     /// Steps completed.
     pub steps: usize,
-    /// Whether the run stopped on its time budget before `steps`.
-    pub stopped_on_time: bool,
+    /// Why the run ended.
+    pub ending: Ending,
+    /// Standard error of the final validation loss (per-sample spread over the fixed
+    /// samples), as a fraction of it: how finely the validation set ranks models.
+    pub validation_relative_error: Option<f64>,
 }
 
 /// Progress state stored in checkpoints.
@@ -278,6 +301,9 @@ struct Progress {
     history: Vec<EpochReport>,
     best_validation_loss: Option<f64>,
     settings_fingerprint: String,
+    /// Convergence state (absent in checkpoints of runs before it existed).
+    #[serde(default)]
+    plateau: convergence::Plateau,
 }
 
 /// What a network is trained on.
@@ -498,6 +524,7 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
         history: Vec::new(),
         best_validation_loss: None,
         settings_fingerprint: fingerprint.clone(),
+        plateau: Default::default(),
     };
     if checkpoint.exists() {
         let bytes = read_checkpoint_bytes(checkpoint)?;
@@ -523,9 +550,14 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
         progress = restored;
     }
 
+    if settings.convergence.is_some() && sampler.validation().is_none() {
+        return Err(EngineError::Settings(
+            "training until the validation loss stops improving needs validation samples: give --steps or more validation data".into(),
+        ));
+    }
     let initial = network.valid();
-    let initial_validation_loss = match sampler.validation() {
-        Some(batches) if progress.step == 0 => Some(validation_loss(
+    let initial_losses = match sampler.validation() {
+        Some(batches) if progress.step == 0 => Some(validation_losses(
             &initial,
             batches,
             settings.loss,
@@ -534,9 +566,13 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
         )?),
         _ => None,
     };
+    let initial_validation_loss = initial_losses.as_deref().map(mean);
     // A fine-tuned model must beat its starting point to replace it.
     if progress.step == 0 {
         progress.best_validation_loss = initial_validation_loss;
+        if let Some(losses) = &initial_losses {
+            progress.plateau.start(losses);
+        }
     }
     on_event(TrainEvent::Started {
         train_frames: sampler.train_frames(),
@@ -549,17 +585,19 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
     })?;
     drop(initial);
     let mut first_step = true;
-    let mut stopped_on_time = false;
+    let mut ending = Ending::Steps;
+    let mut validation_relative_error = None;
     while progress.step < settings.steps {
         let epoch = progress.step / settings.steps_per_epoch;
         // Each epoch's randomness depends only on (seed, epoch): resumed runs replay exactly.
         let mut rng = StdRng::seed_from_u64(
             settings.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
-        let learning_rate = match settings.lr_halving_epochs {
-            Some(n) if n > 0 => settings.learning_rate * 0.5f64.powi(((1 + epoch) / n) as i32),
-            _ => settings.learning_rate,
-        };
+        let learning_rate = progress.plateau.learning_rate_factor()
+            * match settings.lr_halving_epochs {
+                Some(n) if n > 0 => settings.learning_rate * 0.5f64.powi(((1 + epoch) / n) as i32),
+                _ => settings.learning_rate,
+            };
         let epoch_end = ((epoch + 1) * settings.steps_per_epoch).min(settings.steps);
         let mut loss_sum = 0.0;
         let mut loss_count = 0usize;
@@ -594,15 +632,15 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
             if let Some(limit) = settings.max_minutes
                 && started.elapsed().as_secs_f64() > limit * 60.0
             {
-                stopped_on_time = true;
+                ending = Ending::TimeBudget;
                 break;
             }
         }
         let inner = network.valid();
-        let validation_loss = sampler
+        let losses = sampler
             .validation()
             .map(|batches| {
-                validation_loss(
+                validation_losses(
                     &inner,
                     batches,
                     settings.loss,
@@ -611,6 +649,19 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
                 )
             })
             .transpose()?;
+        let validation_loss = losses.as_deref().map(mean);
+        if let (Some(losses), Some(loss)) = (&losses, validation_loss) {
+            // One sample has no spread to measure.
+            validation_relative_error = (losses.len() > 1)
+                .then(|| convergence::standard_error(losses) / loss.abs().max(f64::MIN_POSITIVE));
+        }
+        let converged = match (&settings.convergence, &losses) {
+            (Some(rule), Some(losses)) => progress.plateau.update(rule, losses),
+            _ => false,
+        };
+        if converged && ending != Ending::TimeBudget {
+            ending = Ending::Converged;
+        }
         let improved = match (validation_loss, progress.best_validation_loss) {
             (Some(current), Some(best)) => current < best,
             (Some(_), None) => true,
@@ -634,43 +685,55 @@ fn train_with<B: UNetTrainOps, O: Optimizer<Network<B>, B>>(
             network: &inner,
         })?;
         save_checkpoint(checkpoint, &network, &optimizer, identity, &progress)?;
-        if stopped_on_time {
+        if ending != Ending::Steps {
             break;
         }
     }
     Ok(TrainOutcome {
         history: progress.history,
         steps: progress.step,
-        stopped_on_time,
+        ending,
+        validation_relative_error,
     })
 }
 
-/// The loss of `network` on one batch, averaged over every output value.
-fn batch_loss<B: Backend>(
+/// The loss of `network` on each sample of one batch (burn's forward pass: backends
+/// without our kernels).
+fn sample_losses<B: Backend>(
     network: &Network<B>,
     batch: &Batch,
     loss: Loss,
     device: &B::Device,
-) -> Tensor<B, 1> {
-    loss_of(batch, loss, device, |input| {
+) -> Vec<f64> {
+    let samples = batch.samples().max(1);
+    let per_sample = (batch.target.len() / samples).max(1);
+    elementwise_loss(batch, loss, device, |input| {
         network.forward_flat(input, &batch.input_shape)
     })
+    .reshape([samples, per_sample])
+    .mean_dim(1)
+    .into_data()
+    .iter::<f64>()
+    .collect()
 }
 
-/// [`batch_loss`] for a training step: the forward pass the backend trains with (on the
-/// CPU, our kernels as one autodiff operation; see [`UNetTrainOps`]).
+/// The loss of a training step, averaged over every output value: the forward pass the
+/// backend trains with (on the CPU, our kernels as one autodiff operation; see
+/// [`UNetTrainOps`]).
 pub(crate) fn train_batch_loss<B: UNetTrainOps>(
     network: &Network<B>,
     batch: &Batch,
     loss: Loss,
     device: &B::Device,
 ) -> Tensor<B, 1> {
-    loss_of(batch, loss, device, |input| {
+    elementwise_loss(batch, loss, device, |input| {
         B::train_forward(network, input, &batch.input_shape)
     })
+    .mean()
 }
 
-fn loss_of<B: Backend>(
+/// The loss of every output value of a batch, flat.
+fn elementwise_loss<B: Backend>(
     batch: &Batch,
     loss: Loss,
     device: &B::Device,
@@ -684,33 +747,33 @@ fn loss_of<B: Backend>(
         TensorData::new(batch.target.clone(), [batch.target.len()]),
         device,
     );
-    let prediction = forward(input);
-    let difference = prediction - target;
+    let difference = forward(input) - target;
     match loss {
-        Loss::L1 => difference.abs().mean(),
-        Loss::L2 => difference.powi_scalar(2).mean(),
+        Loss::L1 => difference.abs(),
+        Loss::L2 => difference.powi_scalar(2),
     }
 }
 
-/// The mean loss over every validation sample, by `engine`.
-fn validation_loss<B: Backend>(
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// The loss of each validation sample, by `engine`; their mean is the validation loss.
+fn validation_losses<B: Backend>(
     network: &Network<B>,
     batches: &[Batch],
     loss: Loss,
     engine: Engine,
     device: &B::Device,
-) -> Result<f64, EngineError> {
-    let mut total = 0.0;
-    let mut samples = 0;
+) -> Result<Vec<f64>, EngineError> {
+    let mut losses = Vec::new();
     let mut forward = match engine {
         Engine::Kernels => Some(Forward::new(network, engine, device)?),
         Engine::Burn => None,
     };
     for batch in batches {
-        let value: f64 = match &mut forward {
-            None => batch_loss(network, batch, loss, device)
-                .into_scalar()
-                .elem_f64(),
+        match &mut forward {
+            None => losses.extend(sample_losses(network, batch, loss, device)),
             Some(forward) => {
                 let prediction = match batch.input_shape[..] {
                     [n, c, h, w] => forward.planar(&batch.input, [n, c, h, w])?,
@@ -722,24 +785,28 @@ fn validation_loss<B: Backend>(
                         )));
                     }
                 };
-                let sum: f64 = prediction
-                    .iter()
-                    .zip(&batch.target)
-                    .map(|(&p, &t)| {
-                        let difference = (p - t) as f64;
-                        match loss {
-                            Loss::L1 => difference.abs(),
-                            Loss::L2 => difference * difference,
-                        }
-                    })
-                    .sum();
-                sum / prediction.len().max(1) as f64
+                let per_sample = (prediction.len() / batch.samples().max(1)).max(1);
+                for (predicted, target) in prediction
+                    .chunks(per_sample)
+                    .zip(batch.target.chunks(per_sample))
+                {
+                    let sum: f64 = predicted
+                        .iter()
+                        .zip(target)
+                        .map(|(&p, &t)| {
+                            let difference = (p - t) as f64;
+                            match loss {
+                                Loss::L1 => difference.abs(),
+                                Loss::L2 => difference * difference,
+                            }
+                        })
+                        .sum();
+                    losses.push(sum / per_sample as f64);
+                }
             }
-        };
-        total += value * batch.samples() as f64;
-        samples += batch.samples();
+        }
     }
-    Ok(total / samples.max(1) as f64)
+    Ok(losses)
 }
 
 trait ElemF64 {

@@ -35,6 +35,7 @@ fn settings(window: Window) -> TrainSettings {
         lr_halving_epochs: None,
         batch_size: 2,
         steps: 2,
+        convergence: None,
         steps_per_epoch: 1,
         max_minutes: None,
         patch_size: None,
@@ -124,6 +125,7 @@ fn invalid_settings_are_refused_naming_the_flag() {
         (
             TrainSettings {
                 steps: 0,
+                convergence: None,
                 ..base.clone()
             },
             "--steps must be at least 1",
@@ -206,6 +208,7 @@ fn frame_dependent_settings_and_memory_are_checked_before_training() {
         (
             TrainSettings {
                 steps: 0,
+                convergence: None,
                 ..settings(window)
             },
             "--steps must be at least 1",
@@ -285,6 +288,7 @@ fn resume_checks_checksum_architecture_window_and_inputs_first() {
     // The same run resumes (its identity survives the round trip).
     let longer = TrainSettings {
         steps: 3,
+        convergence: None,
         ..settings(window)
     };
     let resumed = run(&checkpoint, "unet-d1-w2", &longer, inputs).unwrap();
@@ -518,4 +522,105 @@ fn a_nan_starting_model_is_named_as_such() {
     .to_string();
     assert!(error.contains("before any training step"), "{error}");
     assert!(!error.contains("learning rate"), "{error}");
+}
+
+#[test]
+fn a_run_without_progress_halves_its_rate_then_stops_and_resumes_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let movie = write_movie(dir.path(), "movie.tif", 3, 40);
+    let window = Window::new(2, 2, 0).unwrap();
+    let inputs = std::slice::from_ref(&movie);
+    let rule = Convergence {
+        min_improvement: 0.002,
+        plateau_epochs: 2,
+        patience_epochs: 5,
+    };
+    // A learning rate far too small to move the network: no epoch is progress.
+    let stalled = TrainSettings {
+        learning_rate: 1e-12,
+        steps: 1000,
+        convergence: Some(rule),
+        validation: ValidationSource::HeldOut { fraction: 0.25 },
+        validation_samples: 4,
+        ..settings(window)
+    };
+    let checkpoint = dir.path().join("stalled.checkpoint");
+    let outcome = run(&checkpoint, "unet-d1-w2", &stalled, inputs).unwrap();
+    assert_eq!(outcome.ending, Ending::Converged);
+    assert_eq!(outcome.steps, rule.patience_epochs, "one step per epoch");
+    let rates: Vec<f64> = outcome.history.iter().map(|r| r.learning_rate).collect();
+    assert_eq!(rates, [1e-12, 1e-12, 5e-13, 5e-13, 2.5e-13], "{rates:?}");
+    assert!(outcome.validation_relative_error.is_some_and(|e| e > 0.0));
+
+    // Cut short after 3 epochs by a smaller step bound, then resumed: the plateau (stale
+    // epochs, halvings) continues from the checkpoint.
+    let interrupted = dir.path().join("interrupted.checkpoint");
+    let first = TrainSettings {
+        steps: 3,
+        ..stalled.clone()
+    };
+    let part = run(&interrupted, "unet-d1-w2", &first, inputs).unwrap();
+    assert_eq!((part.ending, part.steps), (Ending::Steps, 3));
+    let rest = run(&interrupted, "unet-d1-w2", &stalled, inputs).unwrap();
+    assert_eq!((rest.ending, rest.steps), (Ending::Converged, 5));
+    let resumed_rates: Vec<f64> = rest.history.iter().map(|r| r.learning_rate).collect();
+    assert_eq!(resumed_rates, rates);
+
+    // Convergence needs validation data.
+    let blind = TrainSettings {
+        validation: ValidationSource::HeldOut { fraction: 0.0 },
+        ..stalled
+    };
+    let error = run(&dir.path().join("blind"), "unet-d1-w2", &blind, inputs)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("needs validation"), "{error}");
+}
+
+#[test]
+fn both_engines_score_each_validation_sample_alike() {
+    let window = Window::new(2, 2, 0).unwrap();
+    let (config, _) = architecture_config("unet-d1-w2", &window).unwrap();
+    let device = Default::default();
+    let network = config.init::<crate::backend::Cpu>(&device).unwrap();
+    let (samples, side) = (3, 16);
+    let input: Vec<f32> = (0..samples * 4 * side * side)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let target: Vec<f32> = (0..samples * side * side)
+        .map(|i| ((i * 13 % 29) as f32 / 14.0) - 1.0 + (i / (side * side)) as f32)
+        .collect();
+    let batch = Batch {
+        input,
+        input_shape: vec![samples, 4, side, side],
+        target,
+    };
+    for loss in [Loss::L1, Loss::L2] {
+        let burn = validation_losses(
+            &network,
+            std::slice::from_ref(&batch),
+            loss,
+            Engine::Burn,
+            &device,
+        )
+        .unwrap();
+        let kernels = validation_losses(
+            &network,
+            std::slice::from_ref(&batch),
+            loss,
+            Engine::Kernels,
+            &device,
+        )
+        .unwrap();
+        assert_eq!(burn.len(), samples);
+        for (b, k) in burn.iter().zip(&kernels) {
+            assert!(
+                (b - k).abs() < 1e-4 * b.abs().max(1.0),
+                "{loss:?}: {burn:?} vs {kernels:?}"
+            );
+        }
+        // The samples' targets differ by whole units: so do their losses.
+        assert!(burn[2] > burn[0] + 0.5, "{burn:?}");
+    }
 }

@@ -281,7 +281,11 @@ def train(
     """Trains a denoising network on recordings (files of any modality) and writes the best
     model by validation loss to ``output``, with its loss history beside it. Settings left
     at None take the value of ``config`` (a TOML file), then the modality's preset — the
-    defaults of ``deepinterp train``. Returns the run's report (steps, losses, files)."""
+    defaults of ``deepinterp train``. Without ``steps`` the run trains until its validation
+    loss stops improving (within ``max_minutes`` when given); ``steps`` is an exact count.
+    Returns the run's report: steps, ``ending`` ("converged", "steps" or "time_budget"),
+    ``validation_fall_per_1000_steps`` (how fast the loss was still falling),
+    ``validation_relative_error``, losses, history and files."""
     settings = {
         key: value
         for key, value in locals().items()
@@ -302,8 +306,9 @@ def finetune(
 ) -> Dict[str, Any]:
     """Fine-tunes ``model`` (ours or an original Keras ``.h5``) on new recordings: training
     that starts from its weights and keeps its architecture and window. Takes the settings
-    of :func:`train` (but not ``arch``); steps and learning rate default to the preset's
-    fine-tuning ones. Returns the run's report, with the validation loss before and after."""
+    of :func:`train` (but not ``arch``); it runs until its validation loss stops improving
+    unless ``steps`` is given, at the preset's fine-tuning learning rate. Returns the run's
+    report, with the validation loss before and after."""
     options = _training_options(settings)
     if freeze_encoder:
         options["freeze_encoder"] = True

@@ -23,7 +23,7 @@ class _Tqdm:
     def __call__(self, kind: str, done: int, total: int, text: Optional[str]) -> None:
         if kind == "begin":
             self._close()
-            self._bar = self._tqdm(total=total, desc=text, leave=False)
+            self._bar = self._tqdm(total=total or None, desc=text, leave=False)
         elif kind == "advance" and self._bar is not None:
             self._bar.update(done - self._bar.n)
             if text:
