@@ -10,6 +10,8 @@
 #          two-photon table is scripts/loss-benchmark.sh)
 # Usage: scripts/quality-benchmark.sh 2p|ephys|fmri|loss [WORKDIR]
 #   DEEPINTERP_BIN=<binary> uses that binary instead of building one.
+#   TRAIN_ARGS="--arch unet-d4-w32" adds flags to the 2p, ephys and fmri trainings (the
+#   defaults sweep of BENCHMARKS.md); give each its own WORKDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:?usage: scripts/quality-benchmark.sh 2p|ephys|fmri|loss [WORKDIR]}"
@@ -37,7 +39,7 @@ case "$which" in
 2p)
   "$bin" simulate 2p -o "$work/noisy.h5" --clean "$work/clean.h5" --frames 1000 --height 128 \
     --width 128 --photons 4 --seed 21 2>/dev/null
-  train model "$work/noisy.h5" --max-minutes 8
+  train model "$work/noisy.h5" --max-minutes 8 ${TRAIN_ARGS:-}
   fresh denoised.h5
   timed denoise "$bin" denoise "$work/noisy.h5" --model "$work/model.dimodel" -o "$work/denoised.h5" 2>&1 | tail -1
   "$bin" evaluate --noisy "$work/noisy.h5" --denoised "$work/denoised.h5" --clean "$work/clean.h5" \
@@ -46,7 +48,7 @@ case "$which" in
 ephys)
   "$bin" simulate ephys -o "$work/noisy.bin" --clean "$work/clean.bin" --duration 4 --noise-uv 12 \
     --seed 22 2>/dev/null
-  train model "$work/noisy.bin" --max-minutes 8
+  train model "$work/noisy.bin" --max-minutes 8 ${TRAIN_ARGS:-}
   fresh denoised.bin
   timed denoise "$bin" denoise "$work/noisy.bin" --model "$work/model.dimodel" -o "$work/denoised.bin" 2>&1 | tail -1
   "$bin" evaluate --noisy "$work/noisy.bin" --denoised "$work/denoised.bin" --clean "$work/clean.bin" \
@@ -56,7 +58,7 @@ ephys)
   ;;
 fmri)
   "$bin" simulate fmri -o "$work/noisy.nii.gz" --clean "$work/clean.nii.gz" --tsnr 40 --seed 23 2>/dev/null
-  train model "$work/noisy.nii.gz" --max-minutes 6
+  train model "$work/noisy.nii.gz" --max-minutes 6 ${TRAIN_ARGS:-}
   fresh denoised.nii.gz
   timed denoise "$bin" denoise "$work/noisy.nii.gz" --model "$work/model.dimodel" -o "$work/denoised.nii.gz" 2>&1 | tail -1
   "$bin" evaluate --noisy "$work/noisy.nii.gz" --denoised "$work/denoised.nii.gz" \

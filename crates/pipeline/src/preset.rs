@@ -99,7 +99,11 @@ pub const TWO_PHOTON: Preset = Preset {
 /// small against the noise (SpikeInterface's simulator, 2–12 Hz units at 12 µV noise), L1's
 /// best guess is the median, zero, and a network trained with it learned nothing in 4,000
 /// steps while one trained with L2 kept improving; on our own simulator L2 was as good or
-/// slightly better (BENCHMARKS.md, "Which loss").
+/// slightly better (BENCHMARKS.md, "Which loss"). Epochs of 250 steps: the spikes the
+/// network is still learning move the validation loss by about 0.0015% per 50 steps, below
+/// what 512 samples resolve; a run judged every 50 steps ended at 2,900 steps with 1.7
+/// times the squared error to the truth of one judged every 250 steps, which went
+/// on (halving its rate six times) to 19,500 (BENCHMARKS.md, "Training until it converges").
 pub const EPHYS: Preset = Preset {
     modality: Modality::Ephys,
     architecture: "unet-ephys-d3-w16",
@@ -111,7 +115,7 @@ pub const EPHYS: Preset = Preset {
     convergence: CONVERGENCE,
     max_steps: MAX_STEPS,
     steps: 1000,
-    steps_per_epoch: 50,
+    steps_per_epoch: 250,
     validation_fraction: 0.1,
     validation_samples: 512,
     cache_frames: 512,
