@@ -232,16 +232,19 @@ def test_ctrl_c_stops_a_call_and_leaves_no_output(movie, work):
 
     _, model = movie
     output = work / "interrupted.h5"
-    # "started" comes from the call's first progress report, so the signal lands while the
-    # call runs however fast this machine denoises (a fixed delay raced it).
+    # "started" comes from the call's first progress report, which then waits for the
+    # signal, so the signal lands while the call runs however fast this machine denoises (a
+    # fixed delay, and then a signal sent right after "started", both raced the call's end).
     script = (
-        "import sys, numpy as np, deepinterp\n"
+        "import sys, time, numpy as np, deepinterp\n"
         "movie = np.random.default_rng(0).poisson(5.0, (600, 256, 256)).astype(np.float32)\n"
         "said = []\n"
         "def progress(kind, done, total, text):\n"
         "    if kind == 'advance' and not said:\n"
         "        said.append(True)\n"
         "        print('started', flush=True)\n"
+        "        for _ in range(600):\n"
+        "            time.sleep(0.1)\n"
         "try:\n"
         f"    deepinterp.denoise(movie, {str(model)!r}, output={str(output)!r}, progress=progress)\n"
         "except KeyboardInterrupt:\n"
