@@ -235,8 +235,11 @@ def test_ctrl_c_stops_a_call_and_leaves_no_output(movie, work):
     # "started" comes from the call's first progress report, which then waits for the
     # signal, so the signal lands while the call runs however fast this machine denoises (a
     # fixed delay, and then a signal sent right after "started", both raced the call's end).
+    # The child installs Python's Ctrl-C handler itself: a test run started in the background
+    # by a shell inherits SIGINT ignored, and Python then leaves it ignored.
     script = (
-        "import sys, time, numpy as np, deepinterp\n"
+        "import signal, sys, time, numpy as np, deepinterp\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "movie = np.random.default_rng(0).poisson(5.0, (600, 256, 256)).astype(np.float32)\n"
         "said = []\n"
         "def progress(kind, done, total, text):\n"
