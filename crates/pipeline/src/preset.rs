@@ -47,7 +47,8 @@ pub struct Preset {
     pub finetune_learning_rate_factor: f64,
 }
 
-/// The convergence rule of every modality. An epoch is 50 steps; progress is judged on the
+/// The convergence rule of every modality, counted in each preset's epochs (50 steps; 250 for
+/// extracellular recordings, see [`EPHYS`]); progress is judged on the
 /// fixed validation samples, paired, against their spread (see
 /// `deepinterp::training::Convergence`). Measured on a two-photon movie at 4 photons per unit
 /// with an 8-minute cap (BENCHMARKS.md, "Training until it converges"): the self-supervised
